@@ -1,0 +1,73 @@
+"""
+alien-events API: typed, user-facing events with a lifecycle, for libraries to emit.
+
+Depends on attrs alone. With no SDK bus reachable every operation is a cheap no-op, so a
+library can emit freely and leave the choice of handlers to the application.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from alien_events_api._alien_error import AlienError
+from alien_events_api._alien_events import ALIEN_EVENT_TYPES, AlienEvent, PushProgress
+from alien_events_api._bus import AbstractEventBus
+from alien_events_api._changes import Created, EventChange, StateChanged, Updated
+from alien_events_api._context import carry_context, current_event, is_strict, set_strict
+from alien_events_api._decorator import alien_event
+from alien_events_api._errors import (
+    AlienEventsError,
+    AlienEventsWarning,
+    EventHandlerError,
+    EventHandlerWarning,
+    EventValidationError,
+    NoEventBusContext,
+)
+from alien_events_api._event import Event, event_field, event_type, event_types, lookup_event_type
+from alien_events_api._handle import EventHandle
+from alien_events_api._handler import EventHandler, HandlerLike
+from alien_events_api._scope import EventScope, ParentScope
+from alien_events_api._state import EventState
+from alien_events_api._version import __version__
+
+__all__ = [
+    "ALIEN_EVENT_TYPES",
+    "AbstractEventBus",
+    "AlienError",
+    "AlienEvent",
+    "AlienEventsError",
+    "AlienEventsWarning",
+    "Created",
+    "Event",
+    "EventChange",
+    "EventHandle",
+    "EventHandler",
+    "EventHandlerError",
+    "EventHandlerWarning",
+    "EventScope",
+    "EventState",
+    "EventValidationError",
+    "HandlerLike",
+    "NoEventBusContext",
+    "ParentScope",
+    "PushProgress",
+    "StateChanged",
+    "Updated",
+    "__version__",
+    "alien_event",
+    "carry_context",
+    "current_event",
+    "event_field",
+    "event_type",
+    "event_types",
+    "is_strict",
+    "lookup_event_type",
+    "set_strict",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("alien_events_api._"):
+        with contextlib.suppress(AttributeError, TypeError):  # aliases refuse
+            _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,188 @@
+"""
+``@alien_event``: run a function (sync, async, generator, async generator) inside an event's scope.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any, TypeVar, cast
+
+from alien_events_api._event import Event
+from alien_events_api._scope import EventScope
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EventFactory = Callable[..., Event]
+
+
+def _event_builder(
+    event_or_factory: Event | EventFactory, fn: Callable[..., Any]
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Event]:
+    """Return how to get the event for one call of ``fn``, checking the factory's names now."""
+    if isinstance(event_or_factory, Event):
+        event = event_or_factory
+        return lambda _args, _kwargs: event
+    factory = event_or_factory
+    signature = inspect.signature(fn)
+    factory_params = inspect.signature(factory).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in factory_params.values())
+    wanted = [
+        name
+        for name, p in factory_params.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    missing = [
+        name
+        for name in wanted
+        if name not in signature.parameters
+        and factory_params[name].default is inspect.Parameter.empty
+    ]
+    if missing:
+        msg = (
+            f"@alien_event factory for {fn.__qualname__} asks for {missing}, which "
+            f"{fn.__qualname__}{signature} does not take; name the factory's parameters after "
+            "the function's"
+        )
+        raise TypeError(msg)
+
+    def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Event:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = bound.arguments
+        chosen = dict(values) if takes_all else {n: values[n] for n in wanted if n in values}
+        made = factory(**chosen)
+        if not isinstance(made, Event):
+            msg = (
+                f"@alien_event factory for {fn.__qualname__} returned "
+                f"{type(made).__name__}, not an event"
+            )
+            raise TypeError(msg)
+        return made
+
+    return build
+
+
+def _drive(gen: Generator[Any, Any, Any], scope: EventScope) -> Generator[Any, Any, Any]:
+    """Run ``gen`` one step at a time with the scope's event as parent, only while it runs."""
+    handle = scope._start()
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            scope._enter_parent(handle)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    item = gen.throw(exc)
+                else:
+                    item = gen.send(to_send)
+            finally:
+                scope._exit_parent()
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                raise
+            except BaseException as exc:  # noqa: BLE001  (handed to the wrapped generator)
+                to_throw = exc
+    except StopIteration as stop:
+        scope._finish(None)
+        return stop.value
+    except GeneratorExit as closed:
+        scope._enter_parent(handle)
+        try:
+            gen.close()
+        finally:
+            scope._exit_parent()
+        scope._finish(closed)
+        raise
+    except BaseException as exc:
+        scope._finish(exc)
+        raise
+
+
+async def _adrive(agen: AsyncGenerator[Any, Any], scope: EventScope) -> AsyncGenerator[Any, Any]:
+    """Async twin of ``_drive``."""
+    handle = await scope._astart()
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            scope._enter_parent(handle)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    item = await agen.athrow(exc)
+                else:
+                    item = await agen.asend(to_send)
+            finally:
+                scope._exit_parent()
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                raise
+            except BaseException as exc:  # noqa: BLE001  (handed to the wrapped generator)
+                to_throw = exc
+    except StopAsyncIteration:
+        await scope._afinish(None)
+    except GeneratorExit as closed:
+        scope._enter_parent(handle)
+        try:
+            await agen.aclose()
+        finally:
+            scope._exit_parent()
+        await scope._afinish(closed)
+        raise
+    except BaseException as exc:
+        await scope._afinish(exc)
+        raise
+
+
+def alien_event(event_or_factory: Event | EventFactory) -> Callable[[F], F]:
+    """
+    Run the decorated function inside an event's scope, like Rust's ``#[alien_event]``.
+
+    Give an event, or a factory called with the function's own arguments matched by name
+    (``@alien_event(lambda stack_id: AlienEvent.BuildingStack(stack=f"stack-{stack_id}"))``).
+    The event is started at each call (at the first step, for generators), everything emitted
+    inside becomes its child, and it ends as success, or failed if the function raises.
+    ``current_event()`` returns its handle inside the body.
+    """
+    if not isinstance(event_or_factory, Event) and not callable(event_or_factory):
+        msg = (
+            "@alien_event takes an event or a factory that returns one, "
+            f"got {type(event_or_factory).__name__}"
+        )
+        raise TypeError(msg)
+
+    def decorate(fn: F) -> F:
+        build = _event_builder(event_or_factory, fn)
+        wrapper: Callable[..., Any]
+        if inspect.isasyncgenfunction(fn):
+
+            def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+                scope = EventScope(build(args, kwargs))
+                return _adrive(fn(*args, **kwargs), scope)
+
+        elif inspect.iscoroutinefunction(fn):
+
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with EventScope(build(args, kwargs)):
+                    return await fn(*args, **kwargs)
+
+        elif inspect.isgeneratorfunction(fn):
+
+            def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+                scope = EventScope(build(args, kwargs))
+                return _drive(fn(*args, **kwargs), scope)
+
+        else:
+
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                with EventScope(build(args, kwargs)):
+                    return fn(*args, **kwargs)
+
+        return cast("F", functools.wraps(fn)(wrapper))
+
+    return decorate

@@ -1,0 +1,32 @@
+"""
+alien-events SDK: the real event bus, for applications that pick where events go.
+
+Library code emits through ``alien_events_api``; the application makes an ``EventBus`` with
+handlers current (``bus.run``, ``with bus:``, or ``set_default_bus``) and every change reaches
+those handlers before the emitting call returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from alien_events_api import __version__
+from alien_events_sdk._bus import Clock, EventBus, IdFactory, set_default_bus
+from alien_events_sdk._handlers import NoOpEventHandler, RecordingHandler
+
+__all__ = [
+    "Clock",
+    "EventBus",
+    "IdFactory",
+    "NoOpEventHandler",
+    "RecordingHandler",
+    "__version__",
+    "set_default_bus",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("alien_events_sdk._"):
+        with contextlib.suppress(AttributeError, TypeError):  # aliases refuse
+            _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,343 @@
+"""
+``EventBus``: turns emits, updates and state changes into changes and delivers them to handlers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import itertools
+import threading
+import time
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from alien_events_api import AbstractEventBus, EventHandlerError, EventState
+from alien_events_api._changes import (
+    Created,
+    StateChanged,
+    Updated,
+)
+from alien_events_api._context import current_bus_var, process
+from alien_events_api._handle import EventHandle
+from alien_events_api._scope import is_async_callable
+from alien_events_api._time import to_micros
+from alien_events_sdk._dispatch import Dispatcher
+from alien_events_sdk._ids import new_id
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from alien_events_api import (
+        AlienError,
+        Event,
+        EventChange,
+        HandlerLike,
+    )
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+IdFactory = Callable[["str | None", "Event"], str]
+"""Makes the id of a new event from its parent id and the event (durable ids derive it)."""
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime."""
+
+DEFAULT_MAX_HANDLER_EMITS = 1000
+
+_entered: contextvars.ContextVar[tuple[contextvars.Token[Any], ...]] = contextvars.ContextVar(
+    "alien_events_entered", default=()
+)
+
+
+def _check_change(change: object) -> None:
+    if not isinstance(change, Created | Updated | StateChanged):
+        msg = f"publish() takes Created, Updated or StateChanged, got {type(change).__name__}"
+        raise TypeError(msg)
+
+
+_new = object.__new__
+_tuple_new = tuple.__new__
+_time_ns = time.time_ns
+_count = itertools.count
+_new_id = new_id
+
+
+def _now_micros() -> int:
+    return _time_ns() // 1000
+
+
+def _clock_micros(clock: Clock) -> Callable[[], int]:
+    def now() -> int:
+        return to_micros(clock(), "clock()", "return value")
+
+    return now
+
+
+@typing.final
+class EventBus(AbstractEventBus):
+    """
+    Delivers every change to its handlers, in order, before the emitting call returns.
+
+    Make it current with ``bus.run(fn)``, ``with bus:`` or ``async with bus:``; code inside
+    (and asyncio tasks it starts) emits to it. ``set_default_bus`` makes it the fallback for
+    code outside any context, such as plain threads.
+    """
+
+    __slots__ = ("_clock", "_dispatcher", "_ids", "_lock", "_now")
+
+    def __init__(
+        self,
+        handlers: Iterable[HandlerLike] = (),
+        *,
+        ids: IdFactory | None = None,
+        clock: Clock | None = None,
+        max_handler_emits: int = DEFAULT_MAX_HANDLER_EMITS,
+    ) -> None:
+        if ids is not None and not callable(ids):
+            msg = f"ids must be a callable (parent_id, event) -> str, got {type(ids).__name__}"
+            raise TypeError(msg)
+        if clock is not None and not callable(clock):
+            msg = (
+                f"clock must be a callable returning an aware datetime, got {type(clock).__name__}"
+            )
+            raise TypeError(msg)
+        if (
+            isinstance(max_handler_emits, bool)
+            or not isinstance(max_handler_emits, int)
+            or max_handler_emits < 1
+        ):
+            msg = f"max_handler_emits must be an int >= 1, got {max_handler_emits!r}"
+            raise ValueError(msg)
+        self._ids = ids
+        self._clock = None if clock is None else _clock_micros(clock)
+        self._now = _now_micros if self._clock is None else self._clock
+        self._lock = threading.Lock()
+        self._dispatcher = Dispatcher(self, tuple(handlers), max_handler_emits)
+
+    @classmethod
+    def with_handlers(cls, handlers: Iterable[HandlerLike]) -> EventBus:
+        """
+        Return a bus with these handlers, kept in the given order (Rust's ``with_handlers``).
+        """
+        return cls(handlers)
+
+    @property
+    def handlers(self) -> tuple[HandlerLike, ...]:
+        """
+        The handlers, in delivery order.
+        """
+        return self._dispatcher.handlers
+
+    def add_handler(self, handler: HandlerLike) -> None:
+        """
+        Append a handler to this bus; deliveries already in flight do not see it.
+        """
+        with self._lock:
+            self._dispatcher.set_handlers((*self._dispatcher.handlers, handler))
+
+    @staticmethod
+    def register_handler(handler: HandlerLike) -> EventBus | None:
+        """
+        Add a handler to the bus of the current context (else the process default) and return it.
+
+        Kept for later runs of that bus. With no bus reachable it does nothing and returns ``None``.
+        """
+        bus = EventBus.current()
+        if bus is not None:
+            bus.add_handler(handler)
+        return bus
+
+    @staticmethod
+    def current() -> EventBus | None:
+        """
+        Return the bus of the current context, else the process default, else ``None``.
+        """
+        bus = current_bus_var.get() or process.default_bus
+        return bus if isinstance(bus, EventBus) else None
+
+    # -- making the bus current -------------------------------------------------------------
+
+    @typing.overload
+    def run(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[R]: ...
+    @typing.overload
+    def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def run(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """
+        Call ``fn(*args, **kwargs)`` with this bus current and return its result.
+
+        For an async ``fn`` (or one that returns an awaitable) the result is an awaitable that
+        runs it with this bus current. An inner ``run`` shadows an outer one; the parent
+        context is kept, as in Rust.
+        """
+        if is_async_callable(fn):
+            return self._arun(fn(*args, **kwargs))
+        token = current_bus_var.set(self)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            current_bus_var.reset(token)
+        if inspect.isawaitable(result):
+            return self._arun(result)
+        return result
+
+    async def _arun(self, awaitable: Awaitable[R]) -> R:
+        token = current_bus_var.set(self)
+        try:
+            return await awaitable
+        finally:
+            current_bus_var.reset(token)
+
+    def __enter__(self) -> EventBus:
+        token = current_bus_var.set(self)
+        _entered.set((*_entered.get(), token))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tokens = _entered.get()
+        if not tokens or tokens[-1].var is not current_bus_var:
+            msg = "EventBus.__exit__ without a matching __enter__ in this context"
+            raise RuntimeError(msg)
+        _entered.set(tokens[:-1])
+        current_bus_var.reset(tokens[-1])
+
+    async def __aenter__(self) -> EventBus:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- the AbstractEventBus operations ---------------------------------------------------
+
+    def _new_event_id(self, parent_id: str | None, event: Event) -> str:
+        if self._ids is None:
+            return new_id()
+        made = self._ids(parent_id, event)
+        if not isinstance(made, str) or not made:
+            msg = f"the bus's ids factory returned {made!r}; it must return a non-empty str"
+            raise TypeError(msg)
+        return made
+
+    def emit_event(
+        self, event: Event, parent_id: str | None, state: EventState, error: AlienError | None
+    ) -> EventHandle:
+        """
+        Create the event: deliver its ``Created`` change and return its handle.
+        """
+        # Hot path: the handle and the change are built inline (each call saved is ~60 ns).
+        event_id = _new_id() if self._ids is None else self._new_event_id(parent_id, event)
+        handle = _new(EventHandle)
+        handle._id = event_id
+        handle._parent_id = parent_id
+        handle._bus = self
+        handle._seq = _count(1)
+        now = _time_ns() // 1000 if self._clock is None else self._clock()
+        try:
+            self._dispatcher.deliver(
+                _tuple_new(Created, (event_id, parent_id, now, event, state, error, 0))
+            )
+        except EventHandlerError as exc:
+            exc.handle = handle
+            raise
+        return handle
+
+    async def aemit_event(
+        self, event: Event, parent_id: str | None, state: EventState, error: AlienError | None
+    ) -> EventHandle:
+        """
+        Async twin of ``emit_event``.
+        """
+        event_id = self._new_event_id(parent_id, event)
+        handle = EventHandle(event_id, parent_id, bus=self)
+        change = Created.unchecked(event_id, parent_id, self._now(), event, state, error, 0)
+        try:
+            await self._dispatcher.adeliver(change)
+        except EventHandlerError as exc:
+            exc.handle = handle
+            raise
+        return handle
+
+    def update_event(self, handle: EventHandle, event: Event) -> None:
+        """
+        Deliver an ``Updated`` change with the event's new data.
+        """
+        now = _time_ns() // 1000 if self._clock is None else self._clock()
+        self._dispatcher.deliver(
+            _tuple_new(Updated, (handle._id, now, event, next(handle._seq)))  # type: ignore[arg-type]
+        )
+
+    async def aupdate_event(self, handle: EventHandle, event: Event) -> None:
+        """
+        Async twin of ``update_event``.
+        """
+        await self._dispatcher.adeliver(
+            Updated.unchecked(handle.id, self._now(), event, handle.next_seq())
+        )
+
+    def change_state(
+        self, handle: EventHandle, state: EventState, error: AlienError | None
+    ) -> None:
+        """
+        Deliver a ``StateChanged`` change.
+        """
+        now = _time_ns() // 1000 if self._clock is None else self._clock()
+        self._dispatcher.deliver(
+            _tuple_new(StateChanged, (handle._id, now, state, error, next(handle._seq)))  # type: ignore[arg-type]
+        )
+
+    async def achange_state(
+        self, handle: EventHandle, state: EventState, error: AlienError | None
+    ) -> None:
+        """
+        Async twin of ``change_state``.
+        """
+        await self._dispatcher.adeliver(
+            StateChanged.unchecked(handle.id, self._now(), state, error, handle.next_seq())
+        )
+
+    def publish(self, change: EventChange) -> None:
+        """
+        Deliver an existing change as it is (no new id or ``seq``): to replay a recorded stream.
+        """
+        _check_change(change)
+        self._dispatcher.deliver(change)
+
+    async def apublish(self, change: EventChange) -> None:
+        """
+        Async twin of ``publish``.
+        """
+        _check_change(change)
+        await self._dispatcher.adeliver(change)
+
+    def __repr__(self) -> str:
+        return f"<EventBus handlers={len(self.handlers)}>"
+
+
+def set_default_bus(bus: EventBus | None) -> EventBus | None:
+    """
+    Install ``bus`` as the process default (``None`` clears it); return the previous default.
+
+    Code that runs outside any ``bus.run``/``with bus:`` (plain threads, late imports) emits
+    to it, like OpenTelemetry's global provider.
+    """
+    if bus is not None and not isinstance(bus, EventBus):
+        msg = f"set_default_bus takes an EventBus or None, got {type(bus).__name__}"
+        raise TypeError(msg)
+    previous = process.default_bus
+    process.default_bus = bus
+    return previous if isinstance(previous, EventBus) else None

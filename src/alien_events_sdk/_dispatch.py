@@ -1,0 +1,191 @@
+"""
+Delivery: every handler gets every change, in order, before the emitting call returns.
+
+Handlers are resolved once, when the bus is built, into plain callables, so the hot loop is
+bare. A change emitted from inside a handler is queued and delivered, to every handler, after
+the change being handled; a chain longer than the bus's limit stops with an error.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from alien_events_api import EventHandlerError
+from alien_events_api._scope import is_async_callable
+from alien_events_sdk._loop import run_sync
+
+if TYPE_CHECKING:
+    from alien_events_api import EventChange, HandlerLike
+
+SyncCall = Callable[["EventChange"], Any]
+AsyncCall = Callable[["EventChange"], Awaitable[Any]]
+
+# The delivery in progress in this context: [bus, queued change, queued change, ...].
+# The first item becomes None when the delivery ends, so late emitters deliver for themselves.
+_delivery: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "alien_events_delivery", default=None
+)
+
+
+def resolve_handler(handler: HandlerLike) -> tuple[Callable[..., Any], bool]:
+    """
+    Return the callable that takes changes for ``handler``, and whether it is async.
+    """
+    method = getattr(handler, "on_event_change", None)
+    if method is not None and callable(method):
+        call: Callable[..., Any] = method
+    elif callable(handler):
+        call = handler
+    else:
+        msg = (
+            "a handler is an object with on_event_change(change) or a callable taking a change, "
+            f"got {type(handler).__name__}"
+        )
+        raise TypeError(msg)
+    return call, is_async_callable(call)
+
+
+async def _in_delivery(call: AsyncCall, change: EventChange, delivery: list[Any] | None) -> Any:
+    _delivery.set(delivery)
+    return await call(change)
+
+
+def _blocking(call: AsyncCall, change: EventChange) -> Any:
+    return run_sync(_in_delivery(call, change, _delivery.get()))
+
+
+def sync_call(call: Callable[..., Any], is_async: bool) -> SyncCall:
+    """
+    Return a sync callable for a handler: async ones run on the handler loop thread, and we wait.
+    """
+    return functools.partial(_blocking, call) if is_async else call
+
+
+class Dispatcher:
+    """
+    The handlers of one bus and the two delivery loops (sync and async) over them.
+    """
+
+    __slots__ = ("_async_calls", "_bus", "_handlers", "_limit", "_sync_calls")
+
+    def __init__(self, bus: object, handlers: tuple[HandlerLike, ...], limit: int) -> None:
+        self._bus = bus
+        self._limit = limit
+        self._handlers: tuple[HandlerLike, ...] = ()
+        self._sync_calls: tuple[SyncCall, ...] = ()
+        self._async_calls: tuple[tuple[Callable[..., Any], bool], ...] = ()
+        self.set_handlers(handlers)
+
+    @property
+    def handlers(self) -> tuple[HandlerLike, ...]:
+        """The handlers, in delivery order."""
+        return self._handlers
+
+    def set_handlers(self, handlers: tuple[HandlerLike, ...]) -> None:
+        """Replace the handlers (a new tuple: deliveries in flight keep the old one)."""
+        resolved = [resolve_handler(h) for h in handlers]
+        self._handlers = handlers
+        self._async_calls = tuple(resolved)
+        self._sync_calls = tuple(sync_call(call, is_async) for call, is_async in resolved)
+
+    def deliver(self, change: EventChange) -> None:
+        """
+        Deliver ``change`` to every handler before returning; raise ``EventHandlerError`` after.
+        """
+        delivery = _delivery.get()
+        if delivery is not None and delivery[0] is self:
+            delivery.append(change)
+            return
+        calls = self._sync_calls
+        if not calls:
+            return
+        delivery = [self]
+        token = _delivery.set(delivery)
+        errors: list[BaseException] | None = None
+        try:
+            for call in calls:
+                try:
+                    call(change)
+                except Exception as exc:  # noqa: BLE001  (every handler gets the change first)
+                    if errors is None:
+                        errors = []
+                    errors.append(exc)
+            if len(delivery) > 1:
+                errors = self._drain(delivery, calls, errors)
+        finally:
+            delivery[0] = None
+            _delivery.reset(token)
+        if errors is not None:
+            raise _handler_error(errors)
+
+    def _drain(
+        self,
+        delivery: list[Any],
+        calls: tuple[SyncCall, ...],
+        errors: list[BaseException] | None,
+    ) -> list[BaseException] | None:
+        index = 1
+        while index < len(delivery):
+            if index > self._limit:
+                return [*(errors or []), _runaway(self._limit)]
+            change = delivery[index]
+            index += 1
+            for call in calls:
+                try:
+                    call(change)
+                except Exception as exc:  # noqa: BLE001
+                    errors = [*(errors or []), exc]
+        return errors
+
+    async def adeliver(self, change: EventChange) -> None:
+        """
+        Async twin of ``deliver``: async handlers are awaited on the running loop.
+        """
+        delivery = _delivery.get()
+        if delivery is not None and delivery[0] is self:
+            delivery.append(change)
+            return
+        calls = self._async_calls
+        if not calls:
+            return
+        delivery = [self, change]
+        token = _delivery.set(delivery)
+        errors: list[BaseException] | None = None
+        try:
+            index = 1
+            while index < len(delivery):
+                if index > self._limit:
+                    errors = [*(errors or []), _runaway(self._limit)]
+                    break
+                current = delivery[index]
+                index += 1
+                for call, is_async in calls:
+                    try:
+                        if is_async:
+                            await call(current)
+                        else:
+                            call(current)
+                    except Exception as exc:  # noqa: BLE001
+                        errors = [*(errors or []), exc]
+        finally:
+            delivery[0] = None
+            _delivery.reset(token)
+        if errors is not None:
+            raise _handler_error(errors)
+
+
+def _runaway(limit: int) -> RuntimeError:
+    return RuntimeError(
+        f"handlers emitted more than {limit} changes while one change was being delivered; "
+        "a handler that emits on every change it receives loops forever "
+        "(raise EventBus(max_handler_emits=...) if the chain is intended)"
+    )
+
+
+def _handler_error(errors: list[BaseException]) -> EventHandlerError:
+    error = EventHandlerError(errors)
+    error.__cause__ = errors[0]
+    return error
