@@ -8,6 +8,7 @@ Field names are the Rust ones; their JSON keys are camelCase. Optional fields de
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -15,9 +16,6 @@ import attrs
 from alien_events_api._errors import EventValidationError
 from alien_events_api._event import Event, event_field, event_type
 from alien_events_api._validation import checked_frozen
-
-if typing.TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -238,16 +239,34 @@ def _converter(check: Check, cls_name: str, name: str) -> Callable[[Any], Any]:
 
 
 def _field_hints(cls: type) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(
-            cls, localns={cls.__name__: _SelfReference}, include_extras=True
-        )
-    except NameError as exc:
-        msg = (
-            f"{cls.__qualname__}: cannot resolve the type hints of its fields ({exc}); "
-            "define the types it names at module level"
-        )
-        raise TypeError(msg) from None
+    """
+    Resolve the annotations of ``cls`` and its bases, each in the module that defines it.
+
+    Only class-body annotations are read (no ``ClassVar`` filtering is needed: attrs already
+    decided what is a field), and a name the class gives itself resolves to a self-reference.
+    """
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        annotations = inspect.get_annotations(klass)
+        module = sys.modules.get(klass.__module__)
+        module_globals = dict(vars(module)) if module is not None else {}
+        local_names = {cls.__name__: _SelfReference}
+        for name, annotation in annotations.items():
+            if not isinstance(annotation, str):
+                hints[name] = annotation
+                continue
+            try:
+                hints[name] = eval(annotation, module_globals, local_names)  # noqa: S307  (a type hint from the class body)
+            except NameError as exc:
+                if annotation.startswith(("ClassVar", "typing.ClassVar")):
+                    continue
+                msg = (
+                    f"{cls.__qualname__}.{name}: cannot resolve its type hint {annotation!r} "
+                    f"({exc}); import the types it names at module level (not only under "
+                    "TYPE_CHECKING)"
+                )
+                raise TypeError(msg) from None
+    return hints
 
 
 def _add_converters(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
