@@ -28,7 +28,10 @@ def main() -> int:
     """Print the commands, failing unless there are exactly two."""
     commands = quickstart_commands(README.read_text(encoding="utf-8"))
     if len(commands) != 2:  # noqa: PLR2004  (the project's promise: exactly two)
-        print(f"the quick start must have exactly two commands, found {len(commands)}", file=sys.stderr)
+        print(
+            f"the quick start must have exactly two commands, found {len(commands)}",
+            file=sys.stderr,
+        )
         return 1
     print("\n".join(commands))
     return 0
