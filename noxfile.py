@@ -34,5 +34,5 @@ def typing(session: nox.Session) -> None:
 
 @nox.session
 def api_alone(session: nox.Session) -> None:
-    """Build the api wheel, install it alone in a fresh venv, prove the SDK and its deps are absent."""
+    """Build the api wheel, install it alone in a fresh venv, prove the SDK is absent."""
     session.run("python", "scripts/check_api_alone.py")

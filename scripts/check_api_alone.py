@@ -46,7 +46,7 @@ def run(*args: str | pathlib.Path) -> str:
 
 def main() -> int:
     """Build, install alone, probe; print the probe's findings and return 0 if they hold."""
-    import json  # noqa: PLC0415
+    import json
 
     with tempfile.TemporaryDirectory(prefix="api-alone-") as tmp:
         work = pathlib.Path(tmp)
