@@ -135,8 +135,31 @@ class _BaseScope:
             return typing.cast(
                 "R", self._arun(typing.cast("Callable[[EventHandle], Awaitable[Any]]", fn))
             )
-        with self as handle:
-            return fn(handle)
+        handle = self.__enter__()
+        try:
+            result = fn(handle)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if inspect.isawaitable(result):
+            # A plain function that returned an awaitable (``lambda h: body(h)``): the scope
+            # stays open, and the parent set, until that awaitable has been awaited.
+            self._exit_parent()
+            return typing.cast("R", self._await_inside(handle, result))
+        self.__exit__(None, None, None)
+        return result
+
+    async def _await_inside(self, handle: EventHandle, awaitable: Awaitable[R]) -> R:
+        self._enter_parent(handle)
+        try:
+            value = await awaitable
+        except BaseException as exc:
+            self._exit_parent()
+            await self._afinish(exc)
+            raise
+        self._exit_parent()
+        await self._afinish(None)
+        return value
 
     async def _arun(self, fn: Callable[[EventHandle], Awaitable[R]]) -> R:
         async with self as handle:
