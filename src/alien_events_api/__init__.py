@@ -28,6 +28,7 @@ from alien_events_api._handle import EventHandle
 from alien_events_api._handler import EventHandler, HandlerLike
 from alien_events_api._scope import EventScope, ParentScope
 from alien_events_api._state import EventState
+from alien_events_api._unknown import UnknownEvent
 from alien_events_api._version import __version__
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "ParentScope",
     "PushProgress",
     "StateChanged",
+    "UnknownEvent",
     "Updated",
     "__version__",
     "alien_event",

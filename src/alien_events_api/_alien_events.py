@@ -14,8 +14,10 @@ from typing import Any
 import attrs
 
 from alien_events_api._errors import EventValidationError
-from alien_events_api._event import Event, event_field, event_type
+from alien_events_api._event import JSON_SCHEMA, Event, event_field, event_type
 from alien_events_api._validation import checked_frozen
+
+_AT_LEAST_ZERO = {JSON_SCHEMA: {"minimum": 0}}
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -32,10 +34,10 @@ class PushProgress:
     """
 
     operation: str
-    layers_uploaded: int = attrs.field(validator=_non_negative)
-    total_layers: int = attrs.field(validator=_non_negative)
-    bytes_uploaded: int = attrs.field(validator=_non_negative)
-    total_bytes: int = attrs.field(validator=_non_negative)
+    layers_uploaded: int = attrs.field(validator=_non_negative, metadata=_AT_LEAST_ZERO)
+    total_layers: int = attrs.field(validator=_non_negative, metadata=_AT_LEAST_ZERO)
+    bytes_uploaded: int = attrs.field(validator=_non_negative, metadata=_AT_LEAST_ZERO)
+    total_bytes: int = attrs.field(validator=_non_negative, metadata=_AT_LEAST_ZERO)
 
 
 @typing.final
@@ -158,7 +160,9 @@ class AlienEvent:
         """
 
         next_state: Mapping[str, Any]
-        suggested_delay_ms: int | None = attrs.field(default=None, validator=_non_negative)
+        suggested_delay_ms: int | None = attrs.field(
+            default=None, validator=_non_negative, metadata=_AT_LEAST_ZERO
+        )
 
     @event_type
     class GeneratingCloudFormationTemplate(Event):

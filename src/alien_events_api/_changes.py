@@ -1,6 +1,9 @@
 """
 The changes a bus delivers to handlers: ``Created``, ``Updated`` and ``StateChanged``.
 
+``seq`` numbers an event's changes (``Created`` is 0); it is ``None`` only for changes read
+from a producer that does not send it (Alien itself), which stores apply in arrival order.
+
 They are immutable records built on ``tuple`` rather than attrs classes: the bus makes three
 per lifecycle, and a tuple record costs a third of a frozen attrs instance (see
 ``bench/``). Timestamps are kept as integer microseconds and turned into aware UTC datetimes
@@ -33,13 +36,13 @@ def _check(cls_name: str, field: str, ok: bool, expected: str, value: object) ->
         )
 
 
-def _check_common(cls_name: str, id: str, seq: int) -> None:
+def _check_common(cls_name: str, id: str, seq: int | None) -> None:
     _check(cls_name, "id", isinstance(id, str) and bool(id), "a non-empty str", id)
     _check(
         cls_name,
         "seq",
-        isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0,
-        "an int >= 0",
+        seq is None or (isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0),
+        "an int >= 0 or None",
         seq,
     )
 
@@ -129,7 +132,7 @@ class Created(_Change):
     event: Event = property(itemgetter(3))  # type: ignore[assignment]
     state: EventState = property(itemgetter(4))  # type: ignore[assignment]
     error: AlienError | None = property(itemgetter(5))  # type: ignore[assignment]
-    seq: int = property(itemgetter(6))  # type: ignore[assignment]
+    seq: int | None = property(itemgetter(6))  # type: ignore[assignment]
 
     def __new__(
         cls,
@@ -140,7 +143,7 @@ class Created(_Change):
         event: Event,
         state: EventState = EventState.NONE,
         error: AlienError | None = None,
-        seq: int = 0,
+        seq: int | None = 0,
     ) -> Created:
         """
         Build a ``Created`` change, checking every field.
@@ -167,7 +170,7 @@ class Created(_Change):
         event: Event,
         state: EventState,
         error: AlienError | None,
-        seq: int = 0,
+        seq: int | None = 0,
     ) -> Created:
         """
         Build without checks, time in microseconds: for buses and parsers, whose values are good.
@@ -194,7 +197,7 @@ class Updated(_Change):
 
     id: str = property(itemgetter(0))  # type: ignore[assignment]
     event: Event = property(itemgetter(2))  # type: ignore[assignment]
-    seq: int = property(itemgetter(3))  # type: ignore[assignment]
+    seq: int | None = property(itemgetter(3))  # type: ignore[assignment]
 
     def __new__(
         cls,
@@ -202,7 +205,7 @@ class Updated(_Change):
         id: str,
         updated_at: datetime,
         event: Event,
-        seq: int = 1,
+        seq: int | None = 1,
     ) -> Updated:
         """
         Build an ``Updated`` change, checking every field.
@@ -213,7 +216,7 @@ class Updated(_Change):
         return _tuple_new(cls, (id, micros, event, seq))
 
     @classmethod
-    def unchecked(cls, id: str, micros: int, event: Event, seq: int) -> Updated:
+    def unchecked(cls, id: str, micros: int, event: Event, seq: int | None) -> Updated:
         """
         Build without checks, time in microseconds: for buses and parsers, whose values are good.
         """
@@ -240,7 +243,7 @@ class StateChanged(_Change):
     id: str = property(itemgetter(0))  # type: ignore[assignment]
     new_state: EventState = property(itemgetter(2))  # type: ignore[assignment]
     error: AlienError | None = property(itemgetter(3))  # type: ignore[assignment]
-    seq: int = property(itemgetter(4))  # type: ignore[assignment]
+    seq: int | None = property(itemgetter(4))  # type: ignore[assignment]
 
     def __new__(
         cls,
@@ -249,7 +252,7 @@ class StateChanged(_Change):
         updated_at: datetime,
         new_state: EventState,
         error: AlienError | None = None,
-        seq: int = 1,
+        seq: int | None = 1,
     ) -> StateChanged:
         """
         Build a ``StateChanged`` change, checking every field.
@@ -261,7 +264,7 @@ class StateChanged(_Change):
 
     @classmethod
     def unchecked(
-        cls, id: str, micros: int, new_state: EventState, error: AlienError | None, seq: int
+        cls, id: str, micros: int, new_state: EventState, error: AlienError | None, seq: int | None
     ) -> StateChanged:
         """
         Build without checks, time in microseconds: for buses and parsers, whose values are good.

@@ -27,6 +27,8 @@ WIRE_NAME = "alien_events.wire_name"
 """Field metadata key: the field's JSON key (default: the field name in camelCase)."""
 OMIT_IF_DEFAULT = "alien_events.omit_if_default"
 """Field metadata key: leave the key out of the JSON when the value equals the default."""
+JSON_SCHEMA = "alien_events.json_schema"
+"""Field metadata key: extra JSON Schema keywords for the field (``{"minimum": 0}``)."""
 
 _registry: dict[str, type[Event]] = {}
 _get_bus = current_bus_var.get

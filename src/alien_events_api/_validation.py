@@ -374,4 +374,13 @@ def checked_frozen(cls: type[T]) -> type[T]:
     """
     made = attrs.frozen(cls, init=False, field_transformer=_add_converters)
     _make_init(made)
+    # Resolve the hints now, in the defining module: tools that resolve them later (cattrs)
+    # would look in ``__module__``, which the package rewrites to its public name.
+    module = sys.modules.get(made.__module__)
+    attrs.resolve_types(
+        typing.cast("Any", made),
+        globalns={**vars(typing), **(vars(module) if module is not None else {})},
+        localns={made.__name__: made},
+        include_extras=True,
+    )
     return made

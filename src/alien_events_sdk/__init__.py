@@ -12,16 +12,32 @@ import contextlib
 
 from alien_events_api import __version__
 from alien_events_sdk._bus import Clock, EventBus, IdFactory, set_default_bus
+from alien_events_sdk._errors import SdkError, WireFormatError
 from alien_events_sdk._handlers import NoOpEventHandler, RecordingHandler
+from alien_events_sdk._schema import change_schema, event_schema, json_schema
+from alien_events_sdk._tree import EventNode, EventTree
+from alien_events_sdk._wire import converter, dumps, from_dict, loads, to_dict
 
 __all__ = [
     "Clock",
     "EventBus",
+    "EventNode",
+    "EventTree",
     "IdFactory",
     "NoOpEventHandler",
     "RecordingHandler",
+    "SdkError",
+    "WireFormatError",
     "__version__",
+    "change_schema",
+    "converter",
+    "dumps",
+    "event_schema",
+    "from_dict",
+    "json_schema",
+    "loads",
     "set_default_bus",
+    "to_dict",
 ]
 
 for _name in __all__:

@@ -1,0 +1,63 @@
+"""
+Wire timestamps: RFC 3339 in UTC ending in ``Z``, with 0, 3 or 6 fractional digits (Rust's rule).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+from alien_events_api._time import EPOCH, ONE_MICROSECOND
+from alien_events_sdk._errors import WireFormatError
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+)
+_MICROS_PER_SECOND = 1_000_000
+_MICROS_PER_MILLI = 1_000
+# The last (second, "YYYY-MM-DDTHH:MM:SS") pair, swapped whole so threads never see half of one.
+_last: list[tuple[int, str]] = [(-(2**63), "")]
+
+
+def format_micros(micros: int) -> str:
+    """
+    Return the wire text of a timestamp given in microseconds since the epoch.
+
+    The date-and-time part changes once a second, so the last one is cached.
+    """
+    seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
+    cached_seconds, prefix = _last[0]
+    if cached_seconds != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last[0] = (seconds, prefix)
+    if fraction == 0:
+        return f"{prefix}Z"
+    if fraction % _MICROS_PER_MILLI == 0:
+        return f"{prefix}.{fraction // _MICROS_PER_MILLI:03d}Z"
+    return f"{prefix}.{fraction:06d}Z"
+
+
+def parse_micros(text: object, path: str) -> int:
+    """
+    Read an RFC 3339 timestamp (any offset, any number of fractional digits) as UTC microseconds.
+
+    Digits past the sixth are truncated, as the wire format keeps microseconds.
+    """
+    if not isinstance(text, str):
+        raise WireFormatError(
+            path, f"expected an RFC 3339 timestamp string, got {type(text).__name__}"
+        )
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise WireFormatError(
+            path, f"expected an RFC 3339 timestamp like 2025-01-02T03:04:05Z, got {text!r}"
+        )
+    fraction = (match.group(7) or "")[:6].ljust(6, "0")
+    offset = match.group(8)
+    normalised = f"{text[: match.start(7) - 1 if match.group(7) else match.end(6)]}.{fraction}"
+    try:
+        moment = datetime.fromisoformat(f"{normalised}{'+00:00' if offset in 'Zz' else offset}")
+    except ValueError as exc:
+        raise WireFormatError(path, f"not a valid date and time: {text!r} ({exc})") from None
+    return (moment - EPOCH) // ONE_MICROSECOND

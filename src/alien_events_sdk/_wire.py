@@ -1,0 +1,408 @@
+"""
+The wire format: changes, events, states, errors and handles as Rust's serde JSON, plus ``seq``.
+
+``dumps``/``loads`` are the JSON text forms, ``to_dict``/``from_dict`` the JSON-ready values,
+and ``converter`` the cattrs converter that carries the same hooks, for people who extend it
+(register a hook for a type your own events use, and the wire format uses it).
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+import cattrs
+import orjson
+
+from alien_events_api import (
+    AlienError,
+    Created,
+    Event,
+    EventChange,
+    EventHandle,
+    EventState,
+    StateChanged,
+    UnknownEvent,
+    Updated,
+    lookup_event_type,
+)
+from alien_events_sdk._codegen import Generator, _as_dict, _json_kind
+from alien_events_sdk._errors import WireFormatError
+from alien_events_sdk._timestamps import format_micros, parse_micros
+
+T = TypeVar("T")
+
+converter = cattrs.Converter()
+"""The cattrs converter behind the wire format; register hooks on it for your own field types."""
+
+_generator = Generator(converter)
+_FAILED = EventState.FAILED
+_STATE_TEXT = {state: state.value for state in EventState if state is not _FAILED}
+_TEXT_STATE = {text: state for state, text in _STATE_TEXT.items()}
+_event_dumpers: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def error_to_dict(error: AlienError) -> dict[str, Any]:
+    """Return an ``AlienError`` as Rust writes it: optional keys left out when empty."""
+    out: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.context is not None:
+        out["context"] = error.context
+    if error.hint is not None:
+        out["hint"] = error.hint
+    out["retryable"] = error.retryable
+    out["internal"] = error.internal
+    if error.http_status_code is not None:
+        out["httpStatusCode"] = error.http_status_code
+    if error.source is not None:
+        out["source"] = error_to_dict(error.source)
+    return out
+
+
+def state_to_json(state: EventState, error: AlienError | None) -> Any:
+    """Return a state (with its error, for ``FAILED``) as Rust's ``EventState`` JSON."""
+    if state is _FAILED:
+        return {"failed": {"error": None if error is None else error_to_dict(error)}}
+    return _STATE_TEXT[state]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """Return an event as ``{"type": tag, camelCaseField: value, ...}``."""
+    cls = event.__class__
+    try:
+        return _event_dumpers[cls](event)
+    except KeyError:
+        pass
+    if cls is UnknownEvent:
+        unknown = typing.cast("UnknownEvent", event)
+        return {"type": unknown.tag, **unknown.data}
+    if not isinstance(event, Event):
+        msg = f"expected an event, got {type(event).__name__}"
+        raise TypeError(msg)
+    dump = _event_dumpers[cls] = _generator.dumper(cls)
+    return typing.cast("dict[str, Any]", dump(event))
+
+
+def _created(change: Any) -> dict[str, Any]:
+    state = change[4]
+    out = {
+        "type": "created",
+        "id": change[0],
+        "parentId": change[1],
+        "createdAt": format_micros(change[2]),
+        "event": event_to_dict(change[3]),
+        "state": _STATE_TEXT[state] if state is not _FAILED else state_to_json(state, change[5]),
+    }
+    if change[6] is not None:
+        out["seq"] = change[6]
+    return out
+
+
+def _updated(change: Any) -> dict[str, Any]:
+    out = {
+        "type": "updated",
+        "id": change[0],
+        "updatedAt": format_micros(change[1]),
+        "event": event_to_dict(change[2]),
+    }
+    if change[3] is not None:
+        out["seq"] = change[3]
+    return out
+
+
+def _state_changed(change: Any) -> dict[str, Any]:
+    state = change[2]
+    out = {
+        "type": "stateChanged",
+        "id": change[0],
+        "updatedAt": format_micros(change[1]),
+        "newState": _STATE_TEXT[state] if state is not _FAILED else state_to_json(state, change[3]),
+    }
+    if change[4] is not None:
+        out["seq"] = change[4]
+    return out
+
+
+_CHANGE_WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Created: _created,
+    Updated: _updated,
+    StateChanged: _state_changed,
+}
+
+
+def change_to_dict(change: EventChange) -> dict[str, Any]:
+    """Return a change as its wire dict: ``"type"`` first, camelCase keys, ``seq`` last."""
+    return _CHANGE_WRITERS[change.__class__](change)
+
+
+def handle_to_dict(handle: EventHandle) -> dict[str, Any]:
+    """Return a handle as Rust writes it: snake_case ``id`` and ``parent_id`` (no ``is_noop``)."""
+    return {"id": handle.id, "parent_id": handle.parent_id}
+
+
+def to_dict(obj: Any) -> Any:
+    """
+    Return the JSON-ready value of a change, event, error, handle or state.
+
+    Anything else goes to ``converter.unstructure``.
+    """
+    writer = _CHANGE_WRITERS.get(obj.__class__)
+    if writer is not None:
+        return writer(obj)
+    if isinstance(obj, Event):
+        return event_to_dict(obj)
+    if isinstance(obj, AlienError):
+        return error_to_dict(obj)
+    if isinstance(obj, EventHandle):
+        return handle_to_dict(obj)
+    if isinstance(obj, EventState):
+        return state_to_json(obj, None)
+    return converter.unstructure(obj)
+
+
+_orjson_dumps = orjson.dumps
+
+
+def encode(value: Any) -> bytes:
+    """Return compact JSON bytes (orjson; the standard library for what orjson refuses)."""
+    try:
+        return _orjson_dumps(value)
+    except TypeError:  # integers past 64 bits, for one
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def dumps(obj: Any) -> str:
+    """
+    Return the wire JSON text of a change, event, error, handle or state (compact, one line).
+    """
+    writer = _CHANGE_WRITERS.get(obj.__class__)
+    value = writer(obj) if writer is not None else to_dict(obj)
+    return encode(value).decode()
+
+
+def dump_change_line(change: EventChange) -> bytes:
+    """Return a change as one JSON line (with its newline): the hot path of file handlers."""
+    return encode(_CHANGE_WRITERS[change.__class__](change)) + b"\n"
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _field(data: Mapping[str, Any], key: str, path: str) -> Any:
+    try:
+        return data[key]
+    except KeyError:
+        raise WireFormatError(_join(path, key), "required field is missing") from None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _text(value: Any, path: str, *, allow_none: bool = False) -> Any:
+    if isinstance(value, str) and value:
+        return value
+    if allow_none and value is None:
+        return None
+    expected = "a non-empty string" + (" or null" if allow_none else "")
+    raise WireFormatError(path, f"expected {expected}, got {_json_kind(value)}")
+
+
+def _seq(data: Mapping[str, Any], path: str) -> int | None:
+    value = data.get("seq")
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise WireFormatError(_join(path, "seq"), f"expected an integer >= 0, got {_json_kind(value)}")
+
+
+def _bool(value: Any, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise WireFormatError(path, f"expected true or false, got {_json_kind(value)}")
+
+
+def error_from_dict(data: Any, path: str = "") -> AlienError:
+    """Read an ``AlienError`` (``code``, ``message``, ``retryable``, ``internal`` required)."""
+    values = _as_dict(data, path)
+    source = values.get("source")
+    status = values.get("httpStatusCode")
+    hint = values.get("hint")
+    if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+        raise WireFormatError(
+            _join(path, "httpStatusCode"), f"expected an integer, got {_json_kind(status)}"
+        )
+    if hint is not None and not isinstance(hint, str):
+        raise WireFormatError(_join(path, "hint"), f"expected a string, got {_json_kind(hint)}")
+    code = _field(values, "code", path)
+    message = _field(values, "message", path)
+    for key, value in (("code", code), ("message", message)):
+        if not isinstance(value, str):
+            raise WireFormatError(_join(path, key), f"expected a string, got {_json_kind(value)}")
+    try:
+        return AlienError(
+            code=code,
+            message=message,
+            context=values.get("context"),
+            hint=hint,
+            retryable=_bool(_field(values, "retryable", path), _join(path, "retryable")),
+            internal=_bool(_field(values, "internal", path), _join(path, "internal")),
+            http_status_code=status,
+            source=None if source is None else error_from_dict(source, _join(path, "source")),
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, WireFormatError):
+            raise
+        raise WireFormatError(path or "<document>", str(exc)) from None
+
+
+def state_from_json(data: Any, path: str = "") -> tuple[EventState, AlienError | None]:
+    """Read Rust's ``EventState`` JSON into (state, error)."""
+    if isinstance(data, str):
+        state = _TEXT_STATE.get(data)
+        if state is None:
+            raise WireFormatError(
+                path or "<document>",
+                f'expected "none", "started", "success" or {{"failed": ...}}, got {data!r}',
+            )
+        return state, None
+    if isinstance(data, Mapping) and len(data) == 1:
+        ((key, value),) = data.items()
+        if key == "failed":
+            failed = _as_dict(value, _join(path, "failed"))
+            raw = failed.get("error")
+            error = None if raw is None else error_from_dict(raw, _join(path, "failed.error"))
+            return _FAILED, error
+        if key in _TEXT_STATE and value is None:  # serde's map form of a unit state
+            return _TEXT_STATE[key], None
+    raise WireFormatError(
+        path or "<document>",
+        f'expected "none", "started", "success" or {{"failed": ...}}, got {_json_kind(data)}',
+    )
+
+
+def event_from_dict(data: Any, path: str = "") -> Event:
+    """Read an event by its ``"type"`` tag; an unknown tag gives an ``UnknownEvent``, kept whole."""
+    values = _as_dict(data, path)
+    tag = _field(values, "type", path)
+    if not isinstance(tag, str) or not tag:
+        raise WireFormatError(
+            _join(path, "type"), f"expected a non-empty string, got {_json_kind(tag)}"
+        )
+    cls = lookup_event_type(tag)
+    if cls is None:
+        return UnknownEvent(tag=tag, data={k: v for k, v in values.items() if k != "type"})
+    return typing.cast("Event", _generator.load_attrs(cls, values, path))
+
+
+def change_from_dict(data: Any, path: str = "") -> EventChange:
+    """Read a change (``created``, ``updated`` or ``stateChanged``)."""
+    values = _as_dict(data, path)
+    kind = _field(values, "type", path)
+    change_id = _text(_field(values, "id", path), _join(path, "id"))
+    if kind == "created":
+        parent = _text(values.get("parentId"), _join(path, "parentId"), allow_none=True)
+        created = parse_micros(_field(values, "createdAt", path), _join(path, "createdAt"))
+        event = event_from_dict(_field(values, "event", path), _join(path, "event"))
+        state, error = state_from_json(_field(values, "state", path), _join(path, "state"))
+        return Created.unchecked(
+            change_id, parent, created, event, state, error, _seq(values, path)
+        )
+    if kind == "updated":
+        updated = parse_micros(_field(values, "updatedAt", path), _join(path, "updatedAt"))
+        event = event_from_dict(_field(values, "event", path), _join(path, "event"))
+        return Updated.unchecked(change_id, updated, event, _seq(values, path))
+    if kind == "stateChanged":
+        updated = parse_micros(_field(values, "updatedAt", path), _join(path, "updatedAt"))
+        state, error = state_from_json(_field(values, "newState", path), _join(path, "newState"))
+        return StateChanged.unchecked(change_id, updated, state, error, _seq(values, path))
+    raise WireFormatError(
+        _join(path, "type"), f'expected "created", "updated" or "stateChanged", got {kind!r}'
+    )
+
+
+def handle_from_dict(data: Any, path: str = "") -> EventHandle:
+    """Read a handle (``{"id": ..., "parent_id": ...}``); it is never the no-op handle."""
+    values = _as_dict(data, path)
+    handle_id = _text(_field(values, "id", path), _join(path, "id"))
+    parent = _text(values.get("parent_id"), _join(path, "parent_id"), allow_none=True)
+    return EventHandle(handle_id, parent)
+
+
+_CHANGE_CLASSES = (Created, Updated, StateChanged)
+
+
+@overload
+def from_dict(data: Any) -> EventChange: ...
+@overload
+def from_dict(data: Any, cls: type[T]) -> T: ...
+@overload
+def from_dict(data: Any, cls: Any) -> Any: ...
+
+
+def from_dict(data: Any, cls: Any = EventChange) -> Any:
+    """
+    Read a JSON-ready value as ``cls``: a change (the default), event, error, handle or state.
+
+    Raises ``WireFormatError`` naming the field and the reason. Other types go to
+    ``converter.structure``.
+    """
+    if cls is EventChange or cls in _CHANGE_CLASSES:
+        change = change_from_dict(data)
+        if cls is not EventChange and not isinstance(change, cls):
+            raise WireFormatError(
+                "type", f"expected a {cls.__name__} change, got {type(change).__name__}"
+            )
+        return change
+    if isinstance(cls, type) and issubclass(cls, Event):
+        event = event_from_dict(data)
+        if not isinstance(event, cls):
+            raise WireFormatError(
+                "type", f"expected a {cls.__qualname__} event, got {type(event).__qualname__}"
+            )
+        return event
+    if cls is AlienError:
+        return error_from_dict(data)
+    if cls is EventHandle:
+        return handle_from_dict(data)
+    if cls is EventState:
+        return state_from_json(data)[0]
+    return converter.structure(data, cls)
+
+
+def loads(text: str | bytes) -> EventChange:
+    """Read one change from its JSON text; ``WireFormatError`` if it is not JSON or not a change."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise WireFormatError("<document>", f"not JSON: {exc}") from None
+    return change_from_dict(data)
+
+
+def _register_hooks() -> None:
+    """Teach ``converter`` the wire format: ``converter.unstructure(x)`` matches ``to_dict(x)``."""
+
+    def is_change(t: Any) -> bool:
+        return t is EventChange or (isinstance(t, type) and issubclass(t, _CHANGE_CLASSES))
+
+    def is_event(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, Event)
+
+    converter.register_unstructure_hook_func(is_change, change_to_dict)
+    converter.register_unstructure_hook_func(is_event, event_to_dict)
+    converter.register_unstructure_hook(AlienError, error_to_dict)
+    converter.register_unstructure_hook(EventHandle, handle_to_dict)
+    converter.register_unstructure_hook(EventState, lambda state: state_to_json(state, None))
+    converter.register_structure_hook_func(is_change, from_dict)
+    converter.register_structure_hook_func(is_event, from_dict)
+    converter.register_structure_hook(AlienError, lambda data, _: error_from_dict(data))
+    converter.register_structure_hook(EventHandle, lambda data, _: handle_from_dict(data))
+    converter.register_structure_hook(EventState, lambda data, _: state_from_json(data)[0])
+
+
+_register_hooks()
