@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import itertools
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from alien_events_api import AbstractEventBus, EventHandlerError, EventState
+from alien_events_api._alien_error import cancelled_error
 from alien_events_api._changes import (
     Created,
     StateChanged,
@@ -254,7 +256,26 @@ class EventBus(AbstractEventBus):
         except EventHandlerError as exc:
             exc.handle = handle
             raise
+        except BaseException as exc:
+            if state is EventState.STARTED and not isinstance(exc, Exception):
+                self._end_interrupted_sync(handle, exc)
+            raise
         return handle
+
+    def _end_interrupted_sync(self, handle: EventHandle, exc: BaseException) -> None:
+        """
+        End an event whose started ``Created`` was interrupted (cancelled, Ctrl-C) mid-delivery.
+
+        Its caller never got the handle, so nobody else can end it, and handlers that already
+        saw it started would show it running forever.
+        """
+        with contextlib.suppress(Exception):
+            self.change_state(handle, EventState.FAILED, cancelled_error(exc))
+
+    async def _end_interrupted(self, handle: EventHandle, exc: BaseException) -> None:
+        """Async twin of ``_end_interrupted_sync``."""
+        with contextlib.suppress(Exception):
+            await self.achange_state(handle, EventState.FAILED, cancelled_error(exc))
 
     async def aemit_event(
         self, event: Event, parent_id: str | None, state: EventState, error: AlienError | None
@@ -269,6 +290,10 @@ class EventBus(AbstractEventBus):
             await self._dispatcher.adeliver(change)
         except EventHandlerError as exc:
             exc.handle = handle
+            raise
+        except BaseException as exc:
+            if state is EventState.STARTED and not isinstance(exc, Exception):
+                await self._end_interrupted(handle, exc)
             raise
         return handle
 

@@ -96,8 +96,7 @@ class Dispatcher:
         Deliver ``change`` to every handler before returning; raise ``EventHandlerError`` after.
         """
         delivery = _delivery.get()
-        if delivery is not None and delivery[0] is self:
-            delivery.append(change)
+        if delivery is not None and delivery[0] is self and _queued(delivery, change):
             return
         calls = self._sync_calls
         if not calls:
@@ -114,28 +113,33 @@ class Dispatcher:
                         errors = []
                     errors.append(exc)
             if len(delivery) > 1:
-                errors = self._drain(delivery, calls, errors)
+                errors = self._drain(delivery, errors)
         finally:
             delivery[0] = None
             _delivery.reset(token)
+        if len(delivery) > 1:  # queued by another thread just as the delivery closed
+            errors = self._drain(delivery, errors)
         if errors is not None:
             raise _handler_error(errors)
 
     def _drain(
-        self,
-        delivery: list[Any],
-        calls: tuple[SyncCall, ...],
-        errors: list[BaseException] | None,
+        self, delivery: list[Any], errors: list[BaseException] | None
     ) -> list[BaseException] | None:
-        index = 1
-        while index < len(delivery):
-            if index > self._limit:
+        """Deliver the changes handlers queued, oldest first, claiming each with ``pop``."""
+        calls = self._sync_calls
+        count = 0
+        while len(delivery) > 1:
+            try:
+                queued = delivery.pop(1)
+            except IndexError:  # its emitter took it back after the delivery closed
+                break
+            count += 1
+            if count > self._limit:
+                del delivery[1:]
                 return [*(errors or []), _runaway(self._limit)]
-            change = delivery[index]
-            index += 1
             for call in calls:
                 try:
-                    call(change)
+                    call(queued)
                 except Exception as exc:  # noqa: BLE001
                     errors = [*(errors or []), exc]
         return errors
@@ -145,8 +149,7 @@ class Dispatcher:
         Async twin of ``deliver``: async handlers are awaited on the running loop.
         """
         delivery = _delivery.get()
-        if delivery is not None and delivery[0] is self:
-            delivery.append(change)
+        if delivery is not None and delivery[0] is self and _queued(delivery, change):
             return
         calls = self._async_calls
         if not calls:
@@ -155,26 +158,57 @@ class Dispatcher:
         token = _delivery.set(delivery)
         errors: list[BaseException] | None = None
         try:
-            index = 1
-            while index < len(delivery):
-                if index > self._limit:
-                    errors = [*(errors or []), _runaway(self._limit)]
-                    break
-                current = delivery[index]
-                index += 1
-                for call, is_async in calls:
-                    try:
-                        if is_async:
-                            await call(current)
-                        else:
-                            call(current)
-                    except Exception as exc:  # noqa: BLE001
-                        errors = [*(errors or []), exc]
+            errors = await self._adrain(delivery, errors, limit=self._limit + 1)
         finally:
             delivery[0] = None
             _delivery.reset(token)
+        if len(delivery) > 1:  # queued by another thread just as the delivery closed
+            errors = await self._adrain(delivery, errors, limit=self._limit)
         if errors is not None:
             raise _handler_error(errors)
+
+    async def _adrain(
+        self, delivery: list[Any], errors: list[BaseException] | None, *, limit: int
+    ) -> list[BaseException] | None:
+        """Async twin of ``_drain``: the first change in the list is the one being delivered."""
+        calls = self._async_calls
+        count = 0
+        while len(delivery) > 1:
+            try:
+                current = delivery.pop(1)
+            except IndexError:
+                break
+            count += 1
+            if count > limit:
+                del delivery[1:]
+                return [*(errors or []), _runaway(self._limit)]
+            for call, is_async in calls:
+                try:
+                    if is_async:
+                        await call(current)
+                    else:
+                        call(current)
+                except Exception as exc:  # noqa: BLE001
+                    errors = [*(errors or []), exc]
+        return errors
+
+
+def _queued(delivery: list[Any], change: EventChange) -> bool:
+    """
+    Queue a change emitted during a delivery; ``False`` if the delivery closed meanwhile.
+
+    Another thread (a handler's worker with the carried context) may append just as the
+    delivery closes: then exactly one side claims the change, the delivery with ``pop`` or the
+    emitter with ``remove``, both atomic, and the emitter delivers what it took back itself.
+    """
+    delivery.append(change)
+    if delivery[0] is not None:
+        return True
+    try:
+        delivery.remove(change)
+    except ValueError:
+        return True
+    return False
 
 
 def _runaway(limit: int) -> RuntimeError:
