@@ -80,7 +80,10 @@ def _from_exception(exc: BaseException, seen: set[int], depth: int) -> AlienErro
     code = getattr(exc, "code", None)
     if not isinstance(code, str) or not code:
         code = _upper_snake(type(exc).__name__)
-    message = str(exc) or type(exc).__name__
+    try:
+        message = str(exc) or type(exc).__name__
+    except Exception:  # noqa: BLE001  (a broken __str__ must not hide the real failure)
+        message = f"<unprintable {type(exc).__name__}>"
     cause = exc.__cause__
     if cause is None and not exc.__suppress_context__:
         cause = exc.__context__
@@ -94,7 +97,10 @@ def cancelled_error(exc: BaseException) -> AlienError:
     """
     Return the ``CANCELLED`` error for a scope ended by cancellation, interrupt or generator close.
     """
-    reason = str(exc) or type(exc).__name__
+    try:
+        reason = str(exc) or type(exc).__name__
+    except Exception:  # noqa: BLE001
+        reason = type(exc).__name__
     return AlienError(
         code="CANCELLED", message=f"cancelled ({reason})", retryable=True, http_status_code=499
     )

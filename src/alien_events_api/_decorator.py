@@ -28,6 +28,9 @@ def _event_builder(
     signature = inspect.signature(fn)
     factory_params = inspect.signature(factory).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in factory_params.values())
+    positional = [
+        name for name, p in factory_params.items() if p.kind is inspect.Parameter.POSITIONAL_ONLY
+    ]
     wanted = [
         name
         for name, p in factory_params.items()
@@ -35,7 +38,7 @@ def _event_builder(
     ]
     missing = [
         name
-        for name in wanted
+        for name in positional + wanted
         if name not in signature.parameters
         and factory_params[name].default is inspect.Parameter.empty
     ]
@@ -52,7 +55,13 @@ def _event_builder(
         bound.apply_defaults()
         values = bound.arguments
         chosen = dict(values) if takes_all else {n: values[n] for n in wanted if n in values}
-        made = factory(**chosen)
+        leading = []
+        for name in positional:
+            if name not in values:
+                break
+            leading.append(values[name])
+            chosen.pop(name, None)
+        made = factory(*leading, **chosen)
         if not isinstance(made, Event):
             msg = (
                 f"@alien_event factory for {fn.__qualname__} returned "
@@ -90,53 +99,74 @@ def _drive(gen: Generator[Any, Any, Any], scope: EventScope) -> Generator[Any, A
         scope._finish(None)
         return stop.value
     except GeneratorExit as closed:
-        scope._enter_parent(handle)
+        ended: BaseException = closed
         try:
-            gen.close()
+            scope._enter_parent(handle)
+            try:
+                gen.close()
+            finally:
+                scope._exit_parent()
+        except BaseException as exc:  # the generator's own cleanup failed: that ends it
+            ended = exc
+            raise
         finally:
-            scope._exit_parent()
-        scope._finish(closed)
+            scope._finish(ended)
         raise
     except BaseException as exc:
         scope._finish(exc)
         raise
 
 
-async def _adrive(agen: AsyncGenerator[Any, Any], scope: EventScope) -> AsyncGenerator[Any, Any]:
-    """Async twin of ``_drive``."""
-    handle = await scope._astart()
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    try:
-        while True:
-            scope._enter_parent(handle)
-            try:
-                if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    item = await agen.athrow(exc)
-                else:
-                    item = await agen.asend(to_send)
-            finally:
-                scope._exit_parent()
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                raise
-            except BaseException as exc:  # noqa: BLE001  (handed to the wrapped generator)
-                to_throw = exc
-    except StopAsyncIteration:
-        await scope._afinish(None)
-    except GeneratorExit as closed:
-        scope._enter_parent(handle)
+def _async_generator_wrapper(
+    fn: Callable[..., AsyncGenerator[Any, Any]],
+    build: Callable[[tuple[Any, ...], dict[str, Any]], Event],
+) -> Callable[..., AsyncGenerator[Any, Any]]:
+    """Return an async generator function running ``fn``'s generators inside the event's scope."""
+
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        scope = EventScope(build(args, kwargs))
+        agen = fn(*args, **kwargs)
+        handle = await scope._astart()
+        to_send: Any = None
+        to_throw: BaseException | None = None
         try:
-            await agen.aclose()
-        finally:
-            scope._exit_parent()
-        await scope._afinish(closed)
-        raise
-    except BaseException as exc:
-        await scope._afinish(exc)
-        raise
+            while True:
+                scope._enter_parent(handle)
+                try:
+                    if to_throw is not None:
+                        exc, to_throw = to_throw, None
+                        item = await agen.athrow(exc)
+                    else:
+                        item = await agen.asend(to_send)
+                finally:
+                    scope._exit_parent()
+                try:
+                    to_send = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # noqa: BLE001  (handed to the wrapped generator)
+                    to_throw = exc
+        except StopAsyncIteration:
+            await scope._afinish(None)
+        except GeneratorExit as closed:
+            ended: BaseException = closed
+            try:
+                scope._enter_parent(handle)
+                try:
+                    await agen.aclose()
+                finally:
+                    scope._exit_parent()
+            except BaseException as exc:  # the generator's own cleanup failed: that ends it
+                ended = exc
+                raise
+            finally:
+                await scope._afinish(ended)
+            raise
+        except BaseException as exc:
+            await scope._afinish(exc)
+            raise
+
+    return wrapper
 
 
 def alien_event(event_or_factory: Event | EventFactory) -> Callable[[F], F]:
@@ -160,10 +190,7 @@ def alien_event(event_or_factory: Event | EventFactory) -> Callable[[F], F]:
         build = _event_builder(event_or_factory, fn)
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(fn):
-
-            def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-                scope = EventScope(build(args, kwargs))
-                return _adrive(fn(*args, **kwargs), scope)
+            wrapper = _async_generator_wrapper(fn, build)
 
         elif inspect.iscoroutinefunction(fn):
 
@@ -174,8 +201,8 @@ def alien_event(event_or_factory: Event | EventFactory) -> Callable[[F], F]:
         elif inspect.isgeneratorfunction(fn):
 
             def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-                scope = EventScope(build(args, kwargs))
-                return _drive(fn(*args, **kwargs), scope)
+                # A generator function itself (so decorators stack): starts at the first step.
+                return (yield from _drive(fn(*args, **kwargs), EventScope(build(args, kwargs))))
 
         else:
 

@@ -49,6 +49,17 @@ def _check_state(state: object) -> None:
         raise TypeError(msg)
 
 
+def _check_parent_and_error(parent: object, error: object) -> None:
+    if parent is not None:
+        _parent_id_of(parent)  # type: ignore[arg-type]  # raises for a bad parent
+    if error is not None:
+        from alien_events_api._alien_error import AlienError  # noqa: PLC0415  (import cycle)
+
+        if not isinstance(error, AlienError):
+            msg = f"error must be an AlienError or None, got {type(error).__name__}"
+            raise TypeError(msg)
+
+
 class Event:
     """
     Base of every typed event; subclasses are declared with ``@event_type`` (frozen attrs classes).
@@ -79,6 +90,8 @@ class Event:
             if bus is None:
                 if state.__class__ is not EventState:
                     _check_state(state)
+                if parent is not None or error is not None:
+                    _check_parent_and_error(parent, error)
                 if process.strict:
                     resolve_bus()
                 return NOOP_HANDLE
@@ -92,6 +105,8 @@ class Event:
             parent_id = _parent_id_of(parent)
         if state.__class__ is not EventState:
             _check_state(state)
+        if error is not None:
+            _check_parent_and_error(None, error)
         return bus.emit_event(self, parent_id, state, error)
 
     def emit_with_state(self, state: EventState) -> EventHandle:
@@ -118,6 +133,7 @@ class Event:
         """
         bus = resolve_bus()
         _check_state(state)
+        _check_parent_and_error(parent, error)
         if bus is None:
             return NOOP_HANDLE
         if parent is None:

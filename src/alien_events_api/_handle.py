@@ -196,12 +196,13 @@ class EventHandle:
         """
         Move the event to any state (no transition is checked, as in Rust's ``update_state``).
         """
+        new_state = EventState(state)
         alien_error = None if error is None else _error_from(error)
         if self._seq is None:
             return
         bus = self._bus or resolve_bus()
         if bus is not None:
-            bus.change_state(self, EventState(state), alien_error)
+            bus.change_state(self, new_state, alien_error)
 
     @overload
     def as_parent(self, fn: None = None) -> ParentScope: ...

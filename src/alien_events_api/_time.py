@@ -24,6 +24,12 @@ def to_micros(value: object, cls_name: str, field: str) -> int:
         raise EventValidationError(
             cls_name, field, "expected an aware datetime (with tzinfo), got a naive one"
         )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise EventValidationError(
+            cls_name, field, f"{value.isoformat()} is outside the years 1..9999 in UTC"
+        ) from None
     return (value - EPOCH) // ONE_MICROSECOND
 
 

@@ -138,7 +138,8 @@ def _mapping_check(value_check: Check, expected: str) -> Check:
 
 def _literal_check(options: tuple[Any, ...]) -> Check:
     def check(cls_name: str, field: str, value: Any) -> Any:
-        if value in options:
+        # By value and type: ``True == 1`` and ``1.0 == 1``, but neither is ``Literal[1]``.
+        if any(value == option and type(value) is type(option) for option in options):
             return value
         _fail(cls_name, field, f"one of {options!r}", value)
 
