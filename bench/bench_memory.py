@@ -37,8 +37,9 @@ def main() -> int:
         lifecycles(count)
         after = peak_rss_kib()
     events = count * 2
+    grew = (after - before) / 1024
     print(
-        f"{events:,} events ({count:,} scopes, {count * 5:,} changes): peak RSS grew {(after - before) / 1024:.2f} MiB"
+        f"{events:,} events ({count:,} scopes, {count * 5:,} changes): peak RSS grew {grew:.2f} MiB"
     )
     return 0
 

@@ -12,28 +12,56 @@ import contextlib
 
 from alien_events_api import __version__
 from alien_events_sdk._bus import Clock, EventBus, IdFactory, set_default_bus
-from alien_events_sdk._errors import SdkError, WireFormatError
+from alien_events_sdk._errors import (
+    PluginError,
+    PluginLoadError,
+    PluginNotFoundError,
+    PluginOptionError,
+    SdkError,
+    WireFormatError,
+)
 from alien_events_sdk._handlers import NoOpEventHandler, RecordingHandler
+from alien_events_sdk._options import Option
+from alien_events_sdk._plugins import (
+    HandlerFactory,
+    PluginInfo,
+    Plugins,
+    discover,
+    hookimpl,
+    installed_plugins,
+)
 from alien_events_sdk._schema import change_schema, event_schema, json_schema
 from alien_events_sdk._tree import EventNode, EventTree
-from alien_events_sdk._wire import converter, dumps, from_dict, loads, to_dict
+from alien_events_sdk._wire import converter, dump_change_line, dumps, from_dict, loads, to_dict
 
 __all__ = [
     "Clock",
     "EventBus",
     "EventNode",
     "EventTree",
+    "HandlerFactory",
     "IdFactory",
     "NoOpEventHandler",
+    "Option",
+    "PluginError",
+    "PluginInfo",
+    "PluginLoadError",
+    "PluginNotFoundError",
+    "PluginOptionError",
+    "Plugins",
     "RecordingHandler",
     "SdkError",
     "WireFormatError",
     "__version__",
     "change_schema",
     "converter",
+    "discover",
+    "dump_change_line",
     "dumps",
     "event_schema",
     "from_dict",
+    "hookimpl",
+    "installed_plugins",
     "json_schema",
     "loads",
     "set_default_bus",

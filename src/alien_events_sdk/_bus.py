@@ -8,10 +8,11 @@ import contextlib
 import contextvars
 import inspect
 import itertools
+import os
 import threading
 import time
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -27,7 +28,9 @@ from alien_events_api._handle import EventHandle
 from alien_events_api._scope import is_async_callable
 from alien_events_api._time import to_micros
 from alien_events_sdk._dispatch import Dispatcher
+from alien_events_sdk._errors import PluginOptionError
 from alien_events_sdk._ids import new_id
+from alien_events_sdk._plugins import NO_HANDLERS, build_handlers, plugin_names, strict_from_env
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -125,6 +128,71 @@ class EventBus(AbstractEventBus):
         Return a bus with these handlers, kept in the given order (Rust's ``with_handlers``).
         """
         return cls(handlers)
+
+    @classmethod
+    def from_plugins(
+        cls,
+        names: Iterable[str],
+        *,
+        strict: bool = False,
+        ids: IdFactory | None = None,
+        clock: Clock | None = None,
+        **options: Mapping[str, Any],
+    ) -> EventBus:
+        """
+        Return a bus with handlers made by installed plugins, in the order named.
+
+        Options go by plugin name: ``EventBus.from_plugins(["jsonl"], jsonl={"path": "e.jsonl"})``.
+        ``"none"`` alone means no handlers. An unknown name raises ``PluginNotFoundError``
+        listing the installed ones; a bad option raises ``PluginOptionError``. A plugin that
+        fails to import is skipped unless it is one of ``names`` (or ``strict`` is true).
+        """
+        wanted = [name for name in names if name != NO_HANDLERS]
+        if len(wanted) != len(list(names)) and wanted:
+            msg = "'none' cannot be combined with other handlers"
+            raise PluginOptionError("handlers", "*", msg)
+        return cls(build_handlers(wanted, options, strict=strict), ids=ids, clock=clock)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        strict: bool | None = None,
+        ids: IdFactory | None = None,
+        clock: Clock | None = None,
+        **options: Mapping[str, Any],
+    ) -> EventBus:
+        """
+        Return a bus with the handlers named in ``ALIEN_EVENTS_HANDLERS`` (``jsonl,structlog``).
+
+        Each plugin's options come from ``ALIEN_EVENTS_<PLUGIN>_<OPTION>`` variables (options
+        given in code win). Unset, empty or ``none`` means no handlers.
+        ``ALIEN_EVENTS_PLUGINS_STRICT=1`` makes a plugin that fails to import fatal.
+        """
+        env = os.environ if environ is None else environ
+        names = plugin_names(env.get("ALIEN_EVENTS_HANDLERS", ""))
+        strict = strict_from_env(env) if strict is None else strict
+        return cls(build_handlers(names, options, strict=strict, environ=env), ids=ids, clock=clock)
+
+    def close(self) -> None:
+        """
+        Close every handler that has a ``close()`` (files, connections, live displays), in order.
+
+        Every handler is closed even if one fails; then ``EventHandlerError`` reports the
+        failures. The bus keeps its handlers: closing is for the end of the program.
+        """
+        errors = []
+        for handler in self.handlers:
+            close = getattr(handler, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001  (close the others first)
+                    errors.append(exc)
+        if errors:
+            error = EventHandlerError(errors, message=f"closing handlers failed: {errors[0]}")
+            raise error from errors[0]
 
     @property
     def handlers(self) -> tuple[HandlerLike, ...]:

@@ -1,0 +1,129 @@
+"""
+``JsonLinesHandler``: writes every change as one JSON line, one ``write`` call per line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pathlib
+import threading
+import typing
+from typing import TYPE_CHECKING
+
+from alien_events_sdk import dump_change_line
+
+if TYPE_CHECKING:
+    from alien_events_api import EventChange
+
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+_MODE = 0o644
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    while written < len(data):  # a short write (a full disk, a signal): finish the line
+        written += os.write(fd, data[written:])
+
+
+@typing.final
+class JsonLinesHandler:
+    """
+    Appends each change to a file as one line of the wire format, before the emit returns.
+
+    The file is opened with ``O_APPEND`` and each line goes out in one ``write``: no buffer to
+    lose in a crash, and whole lines even with many threads or several processes appending to
+    the same file. ``fsync=True`` also forces each line to the disk (power-loss safety, at
+    the cost of a disk round trip per change). With ``max_bytes``, a file about to grow past
+    it is renamed to ``PATH.1`` (older ones to ``PATH.2`` ... up to ``backups``) and a new
+    one started; rotation takes a lock file, so several processes can share the same path.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = False,
+        max_bytes: int = 0,
+        backups: int = 5,
+    ) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+            msg = f"max_bytes must be an int >= 0 (0: never rotate), got {max_bytes!r}"
+            raise ValueError(msg)
+        if isinstance(backups, bool) or not isinstance(backups, int) or backups < 1:
+            msg = f"backups must be an int >= 1, got {backups!r}"
+            raise ValueError(msg)
+        self.path = pathlib.Path(path)
+        self._fsync = bool(fsync)
+        self._max_bytes = max_bytes
+        self._backups = backups
+        self._lock = threading.Lock()
+        self._fd = os.open(self.path, _FLAGS, _MODE)
+
+    def on_event_change(self, change: EventChange) -> None:
+        """
+        Write the change as one line (and ``fsync`` it, if asked) before returning.
+        """
+        line = dump_change_line(change)
+        if self._max_bytes:
+            self._rotate_if_needed(len(line))
+        fd = self._fd
+        if fd < 0:
+            msg = f"the JSON-lines handler for {self.path} is closed"
+            raise RuntimeError(msg)
+        _write_all(fd, line)
+        if self._fsync:
+            os.fsync(fd)
+
+    def _rotate_if_needed(self, incoming: int) -> None:
+        with self._lock:
+            if self._fd < 0:
+                return
+            ours = os.fstat(self._fd)
+            try:
+                current = self.path.stat()
+            except FileNotFoundError:
+                current = None
+            if current is None or (current.st_ino, current.st_dev) != (ours.st_ino, ours.st_dev):
+                self._reopen()  # another process rotated the file
+                ours = os.fstat(self._fd)
+            if ours.st_size + incoming <= self._max_bytes or ours.st_size == 0:
+                return
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            lock_fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _MODE)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                current = self.path.stat()
+                if (current.st_ino, current.st_dev) == (ours.st_ino, ours.st_dev):
+                    self._shift_backups()
+                self._reopen()
+            finally:
+                os.close(lock_fd)  # also releases the lock
+
+    def _shift_backups(self) -> None:
+        for index in range(self._backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+
+    def _reopen(self) -> None:
+        fd = os.open(self.path, _FLAGS, _MODE)
+        old, self._fd = self._fd, fd
+        os.close(old)
+
+    def close(self) -> None:
+        """
+        Close the file; later changes raise (and so fail the emit), as nothing can take them.
+        """
+        with self._lock:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            if self._fsync:
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"JsonLinesHandler({str(self.path)!r})"
