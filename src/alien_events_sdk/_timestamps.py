@@ -16,7 +16,7 @@ _RFC3339 = re.compile(
 )
 _MICROS_PER_SECOND = 1_000_000
 _MICROS_PER_MILLI = 1_000
-# The last (second, "YYYY-MM-DDTHH:MM:SS") pair, swapped whole so threads never see half of one.
+# The last (second, "YYYY-MM-DDTHH:MM:SS.") pair, swapped whole so threads never see half of one.
 _last: list[tuple[int, str]] = [(-(2**63), "")]
 
 
@@ -24,18 +24,21 @@ def format_micros(micros: int) -> str:
     """
     Return the wire text of a timestamp given in microseconds since the epoch.
 
-    The date-and-time part changes once a second, so the last one is cached.
+    The date-and-time part changes once a second, so the last one is cached; the fraction is
+    zero-padded by adding a power of ten and dropping its leading digit (cheaper than format
+    specs, and this runs for every change a file handler writes).
     """
-    seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
-    cached_seconds, prefix = _last[0]
-    if cached_seconds != seconds:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        _last[0] = (seconds, prefix)
-    if fraction == 0:
-        return f"{prefix}Z"
-    if fraction % _MICROS_PER_MILLI == 0:
-        return f"{prefix}.{fraction // _MICROS_PER_MILLI:03d}Z"
-    return f"{prefix}.{fraction:06d}Z"
+    seconds = micros // _MICROS_PER_SECOND
+    entry = _last[0]
+    if entry[0] != seconds:
+        entry = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)))
+        _last[0] = entry
+    fraction = micros - seconds * _MICROS_PER_SECOND
+    if fraction % _MICROS_PER_MILLI:
+        return entry[1] + str(fraction + _MICROS_PER_SECOND)[1:] + "Z"
+    if fraction:
+        return entry[1] + str(fraction // _MICROS_PER_MILLI + _MICROS_PER_MILLI)[1:] + "Z"
+    return entry[1][:-1] + "Z"
 
 
 def parse_micros(text: object, path: str) -> int:

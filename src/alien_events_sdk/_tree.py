@@ -11,7 +11,7 @@ any duplicates, gives the same tree:
   the data only if its ``seq`` is higher than the data's, a ``StateChanged`` replaces the state
   only if its ``seq`` is higher than the state's (``Created`` counts as ``seq`` 0 for both).
   Two different changes with the same ``seq`` (a re-execution of non-deterministic code) are
-  ordered by time, then by their wire text, so the winner is the same in every order.
+  ordered by time, then by their text (``repr``), so the winner is the same in every order.
 - A change without ``seq`` (from a producer that does not send it) is applied in arrival order.
 - A child that arrives before its parent is kept as an orphan and attached when the parent
   arrives; changes for an event whose ``Created`` has not arrived are kept until it does.
@@ -46,7 +46,7 @@ _DEFAULT_TOMBSTONES = 100_000
 
 
 def _version(seq: int | None, micros: int, change: EventChange) -> tuple[Any, ...]:
-    """Order of changes to the same field: by ``seq``, then time, then wire text (ties only)."""
+    """Order of changes to the same field: by ``seq``, then time, then text (ties only)."""
     if seq is None:
         return (_ARRIVAL,)
     return (seq, micros, change)
@@ -61,9 +61,8 @@ def _later(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
         return bool(new[1] > old[1])
     if new[2] == old[2]:
         return False
-    from alien_events_sdk._wire import dumps  # noqa: PLC0415  (only for exact-seq ties)
-
-    return dumps(new[2]) > dumps(old[2])
+    # Same seq, same time, different content: any fixed order will do; repr covers every field.
+    return repr(new[2]) > repr(old[2])
 
 
 @typing.final
@@ -76,6 +75,7 @@ class EventNode:
         "_children",
         "_created",
         "_created_micros",
+        "_data_micros",
         "_data_version",
         "_error",
         "_event",
@@ -98,6 +98,7 @@ class EventNode:
         self._error: AlienError | None = None
         self._seq = -1
         self._data_version: tuple[Any, ...] = _NO_VERSION
+        self._data_micros = 0
         self._state_version: tuple[Any, ...] = _NO_VERSION
         self._children: dict[str, EventNode] = {}
 
@@ -151,6 +152,11 @@ class EventNode:
         """Whether the event ended (success or failed)."""
         return self._state.is_terminal
 
+    @property
+    def is_settled(self) -> bool:
+        """Whether nothing more is expected of it: it ended, or it is a plain event (``NONE``)."""
+        return self._state is not EventState.STARTED
+
     def walk(self) -> Iterator[EventNode]:
         """Yield this node and every descendant, depth first, children in order."""
         stack = [self]
@@ -172,10 +178,8 @@ class EventNode:
         best: tuple[int, PushProgress] | None = None
         for node in self.walk():
             progress = getattr(node._event, "progress", None)
-            if isinstance(progress, PushProgress) and (
-                best is None or node._updated_micros > best[0]
-            ):
-                best = (node._updated_micros, progress)
+            if isinstance(progress, PushProgress) and (best is None or node._data_micros > best[0]):
+                best = (node._data_micros, progress)
         return None if best is None else best[1]
 
     def elapsed(self, now: datetime | None = None) -> float:
@@ -293,8 +297,15 @@ class EventTree:
 
     def apply(self, change: EventChange) -> None:
         """Fold one change into the tree (any order, duplicates allowed)."""
+        if not isinstance(change, Created | Updated | StateChanged):
+            msg = f"apply() takes a change, got {type(change).__name__}"
+            raise TypeError(msg)
         event_id = change.id
         if event_id in self._pruned:
+            return
+        if isinstance(change, Created) and change.parent_id in self._pruned:
+            self._tombstone(event_id)  # a late child of a pruned subtree: pruned with it
+            self._nodes.pop(event_id, None)
             return
         node = self._nodes.get(event_id)
         if node is None:
@@ -306,15 +317,13 @@ class EventTree:
             version = _version(change.seq, change.timestamp_micros, change)
             if _later(version, node._data_version):
                 node._data_version, node._event = version, change.event
-        elif isinstance(change, StateChanged):
+                node._data_micros = change.timestamp_micros
+        else:
             self._touch(node, change.timestamp_micros, change.seq)
             version = _version(change.seq, change.timestamp_micros, change)
             if _later(version, node._state_version):
                 node._state_version = version
                 node._state, node._error = change.new_state, change.error
-        else:
-            msg = f"apply() takes a change, got {type(change).__name__}"
-            raise TypeError(msg)
 
     @staticmethod
     def _touch(node: EventNode, micros: int, seq: int | None) -> None:
@@ -329,6 +338,7 @@ class EventTree:
         version = (seq, micros, change)
         if _later(version, node._data_version):
             node._data_version, node._event = version, change.event
+            node._data_micros = micros
         if _later(version, node._state_version):
             node._state_version = version
             node._state, node._error = change.state, change.error
@@ -375,21 +385,29 @@ class EventTree:
 
     def prune_finished(self) -> int:
         """
-        Drop every root subtree whose events have all finished; return how many events went.
+        Drop every finished root subtree; return how many events went.
 
-        Late changes for a dropped event are ignored (its id is remembered, up to
-        ``max_tombstones`` of the most recent), so a long-running dashboard stays bounded.
+        A subtree is finished when its root ended (success or failed) and no event in it is
+        still started (plain ``NONE`` events have no end to wait for). Orphans whose subtree
+        is finished go too. Late changes for a dropped event, and late children of it, are
+        ignored (ids are remembered, up to ``max_tombstones`` of the most recent), so a
+        long-running dashboard stays bounded.
         """
         removed = 0
-        for root in list(self._roots.values()):
-            subtree = list(root.walk())
-            if all(node.is_finished for node in subtree):
-                del self._roots[root._id]
+        for top in [*self._roots.values(), *self.orphans]:
+            if top._id not in self._nodes or not top.is_finished:
+                continue
+            subtree = list(top.walk())
+            if all(node.is_settled for node in subtree):
+                self._detach(top)
                 for node in subtree:
                     del self._nodes[node._id]
-                    self._pruned[node._id] = None
+                    self._tombstone(node._id)
                     removed += 1
         self._count -= removed
+        return removed
+
+    def _tombstone(self, event_id: str) -> None:
+        self._pruned[event_id] = None
         while len(self._pruned) > self._max_tombstones:
             self._pruned.popitem(last=False)
-        return removed

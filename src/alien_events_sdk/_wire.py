@@ -165,6 +165,7 @@ def to_dict(obj: Any) -> Any:
 
 
 _orjson_dumps = orjson.dumps
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
 def encode(value: Any) -> bytes:
@@ -185,8 +186,16 @@ def dumps(obj: Any) -> str:
 
 
 def dump_change_line(change: EventChange) -> bytes:
-    """Return a change as one JSON line (with its newline): the hot path of file handlers."""
-    return encode(_CHANGE_WRITERS[change.__class__](change)) + b"\n"
+    """
+    Return a change as one compact JSON line, newline included: the hot path of file handlers.
+
+    (Measured: building the dict and one orjson call beats building the text directly.)
+    """
+    value = _CHANGE_WRITERS[change.__class__](change)
+    try:
+        return _orjson_dumps(value, option=_NEWLINE)
+    except TypeError:
+        return encode(value) + b"\n"
 
 
 # -- reading ------------------------------------------------------------------------------

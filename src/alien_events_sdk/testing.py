@@ -32,7 +32,7 @@ if typing.TYPE_CHECKING:
 
 E = TypeVar("E", bound=Event)
 
-__all__ = ["CapturedEvents", "capture_events", "normalise", "shape"]
+__all__ = ["CapturedEvents", "capture_events", "normalise", "shape", "stable_names"]
 
 
 def _tag(event: Event) -> str:
@@ -46,14 +46,11 @@ def normalise(changes: Iterable[EventChange]) -> list[dict[str, Any]]:
     Ids are numbered in order of first appearance; a ``Created`` numbers its own id before
     its parent's, as the Rust snapshot tests do.
     """
-    names: dict[str, str] = {}
+    changes = list(changes)
+    names = stable_names(changes)
 
     def name(event_id: str | None) -> str | None:
-        if event_id is None:
-            return None
-        if event_id not in names:
-            names[event_id] = f"event-{len(names) + 1}"
-        return names[event_id]
+        return None if event_id is None else names[event_id]
 
     out: list[dict[str, Any]] = []
     for change in changes:
@@ -85,17 +82,42 @@ def normalise(changes: Iterable[EventChange]) -> list[dict[str, Any]]:
     return out
 
 
+def stable_names(changes: Iterable[EventChange]) -> dict[str, str]:
+    """
+    Name every id in the changes ``event-1``, ``event-2``, ... in order of first appearance.
+
+    A ``Created`` names its own id before its parent's, as the Rust snapshot tests do.
+    """
+    names: dict[str, str] = {}
+    for change in changes:
+        ids = [change.id, change.parent_id] if isinstance(change, Created) else [change.id]
+        for event_id in ids:
+            if event_id is not None and event_id not in names:
+                names[event_id] = f"event-{len(names) + 1}"
+    return names
+
+
+def _tops(tree: EventTree) -> list[EventNode]:
+    """The roots, then the orphans (events whose parent is outside what was captured)."""
+    return [*tree.roots, *tree.orphans]
+
+
 def _error(error: Any) -> dict[str, Any]:
     return {} if error is None else {"error": error_to_dict(error)}
 
 
 def shape(tree: EventTree) -> list[tuple[str, str, list[Any]]]:
-    """Return the tree as nested ``(event type, state, [children...])`` tuples, roots first."""
+    """
+    Return the tree as nested ``(event type, state, [children...])`` tuples.
+
+    Roots come first, then orphans: events whose parent is not in the tree (for a capture
+    opened inside a scope of another bus, its top events).
+    """
 
     def node_shape(node: EventNode) -> tuple[str, str, list[Any]]:
         return (_tag(node.event), node.state.value, [node_shape(c) for c in node.children])
 
-    return [node_shape(root) for root in tree.roots]
+    return [node_shape(top) for top in _tops(tree)]
 
 
 @typing.final
@@ -133,14 +155,12 @@ class CapturedEvents:
 
     def states(self) -> dict[str, EventState]:
         """The final state of each event, by stable id (``event-1``, ...)."""
-        names: dict[str, str] = {}
-        for change in self.changes:
-            if change.id not in names:
-                names[change.id] = f"event-{len(names) + 1}"
-        finals = {}
-        for node in self.tree:
-            finals[names.get(node.id, node.id)] = node.state
-        return finals
+        names = stable_names(self.changes)
+        return {
+            names.get(node.id, node.id): node.state
+            for top in _tops(self.tree)
+            for node in top.walk()
+        }
 
     def clear(self) -> None:
         """Forget everything captured so far."""
