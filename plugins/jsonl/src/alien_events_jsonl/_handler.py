@@ -21,10 +21,13 @@ _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _MODE = 0o644
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    written = os.write(fd, data)
-    while written < len(data):  # a short write (a full disk, a signal): finish the line
-        written += os.write(fd, data[written:])
+_write = os.write
+
+
+def _finish_write(fd: int, data: bytes, written: int) -> None:
+    """Finish a short write (a signal, a nearly full disk): the rest of the line must follow."""
+    while written < len(data):
+        written += _write(fd, data[written:])
 
 
 @typing.final
@@ -72,7 +75,9 @@ class JsonLinesHandler:
         if fd < 0:
             msg = f"the JSON-lines handler for {self.path} is closed"
             raise RuntimeError(msg)
-        _write_all(fd, line)
+        written = _write(fd, line)
+        if written != len(line):
+            _finish_write(fd, line, written)
         if self._fsync:
             os.fsync(fd)
 
