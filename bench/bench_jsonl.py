@@ -14,7 +14,7 @@ import argparse
 import pathlib
 import sys
 import tempfile
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import eliot
 import orjson
@@ -26,6 +26,9 @@ from alien_events_api import AlienEvent
 from alien_events_jsonl import JsonLinesHandler
 from alien_events_sdk import EventBus
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 
 class JsonLinesSpanExporter(SpanExporter):
     """Writes each finished span as one compact JSON line and flushes it."""
@@ -34,12 +37,14 @@ class JsonLinesSpanExporter(SpanExporter):
         self._file = path.open("ab")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write the spans, one line each, and flush."""
         for span in spans:
             self._file.write(orjson.dumps(orjson.loads(span.to_json())) + b"\n")
         self._file.flush()
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
+        """Close the file."""
         self._file.close()
 
 
