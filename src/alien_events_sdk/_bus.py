@@ -147,8 +147,9 @@ class EventBus(AbstractEventBus):
         listing the installed ones; a bad option raises ``PluginOptionError``. A plugin that
         fails to import is skipped unless it is one of ``names`` (or ``strict`` is true).
         """
+        names = list(names)
         wanted = [name for name in names if name != NO_HANDLERS]
-        if len(wanted) != len(list(names)) and wanted:
+        if len(wanted) != len(names) and wanted:
             msg = "'none' cannot be combined with other handlers"
             raise PluginOptionError("handlers", "*", msg)
         return cls(build_handlers(wanted, options, strict=strict), ids=ids, clock=clock)

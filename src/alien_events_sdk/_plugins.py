@@ -8,6 +8,7 @@ is used only here, at set-up; delivery stays a plain tuple of handlers.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import typing
@@ -94,7 +95,7 @@ class Plugins:
         except KeyError:
             for failure in self.failures:
                 if failure.entry_point == name:
-                    raise failure from None
+                    raise failure from failure.__cause__
             raise PluginNotFoundError(name, sorted(self.factories)) from None
 
     def create(self, name: str, options: Mapping[str, Any], *, from_text: bool = False) -> Any:
@@ -195,7 +196,7 @@ def plugin_names(text: str) -> list[str]:
     if NO_HANDLERS in names:
         if len(names) > 1:
             msg = f"ALIEN_EVENTS_HANDLERS={text!r}: 'none' cannot be combined with other handlers"
-            raise PluginOptionError("handlers", "names", msg)
+            raise PluginOptionError("handlers", "*", msg)
         return []
     return names
 
@@ -235,16 +236,28 @@ def build_handlers(
     if not names:
         return []
     found = discover(strict=strict)
-    handlers = []
-    for name in names:
-        factory = found.factory(name)
-        values: dict[str, Any] = {}
-        if environ is not None:
-            for option, text in options_from_env(name, factory.options, environ).items():
-                values[option] = factory.options[option].from_text(name, option, text)
-        values.update(options.get(name, {}))  # code wins over the environment
-        handlers.append(found.create(name, values))
+    handlers: list[Any] = []
+    try:
+        for name in names:
+            factory = found.factory(name)
+            values: dict[str, Any] = {}
+            if environ is not None:
+                for option, text in options_from_env(name, factory.options, environ).items():
+                    values[option] = factory.options[option].from_text(name, option, text)
+            values.update(options.get(name, {}))  # code wins over the environment
+            handlers.append(found.create(name, values))
+    except BaseException:
+        _close_quietly(handlers)  # nobody else can: no bus is returned
+        raise
     return handlers
+
+
+def _close_quietly(handlers: Sequence[Any]) -> None:
+    for handler in handlers:
+        close = getattr(handler, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
 
 
 def installed_plugins() -> Plugins:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 EVENT_KEY = "alien_event"
 """The key holding the event's fields (its wire form), clear of structlog's ``event``/``level``."""
+MAX_REMEMBERED = 10_000
+"""How many event types the handler remembers (started or updated events) to name state changes."""
 ERROR_KEY = "alien_error"
 """The key holding a failure's error (its wire form)."""
 
@@ -43,8 +45,9 @@ class StructlogHandler:
 
     The entry's message is short and human ("BuildingStack started"); the event's fields are
     under ``alien_event``, and ``event_id``, ``parent_id``, ``state``, ``seq`` (and
-    ``alien_error`` for failures) say the rest. It remembers the type of each open event, so
-    a state change (which carries no event) still reads "BuildingStack succeeded".
+    ``alien_error`` for failures) say the rest. It remembers the type of each started (or
+    updated) event until it ends, so a state change (which carries no event) still reads
+    "BuildingStack succeeded"; at most ``MAX_REMEMBERED`` of them, the oldest forgotten first.
     """
 
     def __init__(self, logger_name: str = "alien_events") -> None:
@@ -52,25 +55,32 @@ class StructlogHandler:
         self._open: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def _remember(self, event_id: str, tag: str) -> None:
+        with self._lock:
+            self._open.setdefault(event_id, tag)
+            if len(self._open) > MAX_REMEMBERED:
+                del self._open[next(iter(self._open))]  # the oldest: memory stays bounded
+
     def on_event_change(self, change: EventChange) -> None:
         """Log the change."""
+        if not isinstance(change, Created | Updated | StateChanged):
+            msg = f"expected a change, got {type(change).__name__}"
+            raise TypeError(msg)
         fields: dict[str, Any] = {"event_id": change.id, "seq": change.seq}
         if isinstance(change, Created):
             tag = _tag(change.event)
-            if not change.state.is_terminal:
-                with self._lock:
-                    self._open[change.id] = tag
+            if change.state is EventState.STARTED:
+                self._remember(change.id, tag)
             message = f"{tag} {_outcome(change.state, change.error)}"
             state, error = change.state, change.error
             fields.update(parent_id=change.parent_id, **{EVENT_KEY: to_dict(change.event)})
         elif isinstance(change, Updated):
             tag = _tag(change.event)
-            with self._lock:
-                self._open.setdefault(change.id, tag)
+            self._remember(change.id, tag)
             message = f"{tag} updated"
             state, error = None, None
             fields[EVENT_KEY] = to_dict(change.event)
-        elif isinstance(change, StateChanged):
+        else:
             state, error = change.new_state, change.error
             with self._lock:
                 known = (
@@ -79,9 +89,6 @@ class StructlogHandler:
                     else self._open.get(change.id)
                 )
             message = f"{known or 'event ' + change.id[:8]} {_outcome(state, error)}"
-        else:
-            msg = f"expected a change, got {type(change).__name__}"
-            raise TypeError(msg)
         if state is not None:
             fields["state"] = state.value
         if error is not None:
