@@ -375,6 +375,7 @@ def checked_frozen(cls: type[T]) -> type[T]:
     """
     made = attrs.frozen(cls, init=False, field_transformer=_add_converters)
     _make_init(made)
+    made.__alien_events_checked__ = True  # type: ignore[attr-defined]  # readers skip re-checking
     # Resolve the hints now, in the defining module: tools that resolve them later (cattrs)
     # would look in ``__module__``, which the package rewrites to its public name.
     module = sys.modules.get(made.__module__)

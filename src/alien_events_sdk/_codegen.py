@@ -20,6 +20,7 @@ import attrs
 
 from alien_events_api import Event, EventValidationError
 from alien_events_api._event import OMIT_IF_DEFAULT, WIRE_NAME
+from alien_events_api._validation import check_for
 from alien_events_sdk._errors import WireFormatError
 
 if typing.TYPE_CHECKING:
@@ -29,7 +30,34 @@ Unstructure = Callable[[Any], Any]
 Structure = Callable[[Any, str], Any]
 
 _PRIMITIVES = (str, int, float, bool, type(None))
+_CONTAINERS: dict[Any, Callable[[list[Any]], Any]] = {
+    list: list,
+    tuple: tuple,
+    set: set,
+    frozenset: frozenset,
+}
 _NONE_TYPE = type(None)
+
+
+def copy_json(value: Any) -> Any:
+    """Copy the dicts and lists of a JSON value: what ``to_dict`` gives never aliases an event."""
+    if isinstance(value, dict):
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [copy_json(item) for item in value]
+    return value
+
+
+def _holds_containers(hint: Any) -> bool:
+    """Whether values of a plain hint may hold dicts or lists (``Any``, mappings)."""
+    if hint is Any or hint is object:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return _holds_containers(typing.get_args(hint)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_holds_containers(a) for a in typing.get_args(hint))
+    return origin in (dict, Mapping, typing.Mapping)
 
 
 def camel_case(name: str) -> str:
@@ -100,7 +128,7 @@ class Generator:
     def value_dumper(self, hint: Any) -> Unstructure | None:  # noqa: PLR0911  (a return per kind)
         """Return how to turn a value of ``hint`` into JSON, or ``None`` when it already is."""
         if is_plain(hint):
-            return None
+            return copy_json if _holds_containers(hint) else None
         optional, inner = _is_optional(hint)
         if optional:
             dump = self.value_dumper(inner)
@@ -139,11 +167,12 @@ class Generator:
         args = typing.get_args(hint)
         if origin in (tuple, list, Sequence, typing.Sequence, set, frozenset):
             item = self.value_loader(args[0]) if args else None
+            container = _CONTAINERS.get(origin, tuple)
             if item is None:
-                return None  # the event's constructor checks the items
-            return lambda v, path: [
-                item(x, f"{path}[{i}]") for i, x in enumerate(_as_list(v, path))
-            ]
+                return lambda v, path: container(_as_list(v, path))
+            return lambda v, path: container(
+                [item(x, f"{path}[{i}]") for i, x in enumerate(_as_list(v, path))]
+            )
         if origin in (dict, Mapping, typing.Mapping):
             value = self.value_loader(args[1]) if len(args) == 2 else None  # noqa: PLR2004
             if value is None:
@@ -207,7 +236,10 @@ class Generator:
                 namespace[f"_dump_{index}"] = dump
                 value = f"_dump_{index}({value})"
             if field.metadata.get(OMIT_IF_DEFAULT) and field.default is not attrs.NOTHING:
-                namespace[f"_default_{index}"] = field.default
+                default = field.default
+                if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                    default = default.factory()  # compare with what it makes
+                namespace[f"_default_{index}"] = default
                 optional.append(
                     f"    if obj.{field.name} != _default_{index}: out[{key!r}] = {value}"
                 )
@@ -232,6 +264,18 @@ class Generator:
             has_default = field.default is not attrs.NOTHING
             plan.append((field.alias or field.name, wire_name(field), loader, has_default))
         keys = {arg: key for arg, key, _, _ in plan}
+        # A plain attrs class (not an event made with @event_type) checks nothing itself:
+        # check what the wire gives against the hints here.
+        checks = (
+            {}
+            if getattr(cls, "__alien_events_checked__", False)
+            else {
+                (field.alias or field.name): check_for(hints.get(field.name, field.type))
+                for field in attrs.fields(cls)
+                if field.init
+            }
+        )
+        name = cls.__qualname__
 
         def load(data: Any, path: str) -> Any:
             values = _as_dict(data, path)
@@ -245,6 +289,9 @@ class Generator:
                     raise _missing(path, key) from None
                 kwargs[arg] = raw if loader is None else loader(raw, _join(path, key))
             try:
+                for arg, check in checks.items():
+                    if arg in kwargs:
+                        check(name, arg, kwargs[arg])
                 return cls(**kwargs)
             except (TypeError, ValueError) as exc:
                 raise _from_validation(exc, path, keys) from None

@@ -112,7 +112,7 @@ _ERROR_SCHEMA: dict[str, Any] = {
     "required": ["code", "message", "retryable", "internal"],
     "properties": {
         "code": {"type": "string", "maxLength": 128},
-        "message": {"type": "string"},
+        "message": {"type": "string", "maxLength": 16384},
         "context": {},
         "hint": {"type": ["string", "null"]},
         "retryable": {"type": "boolean"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from alien_events_api._time import EPOCH, ONE_MICROSECOND
 from alien_events_sdk._errors import WireFormatError
@@ -31,7 +31,9 @@ def format_micros(micros: int) -> str:
     seconds = micros // _MICROS_PER_SECOND
     entry = _last[0]
     if entry[0] != seconds:
-        entry = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)))
+        t = time.gmtime(seconds)  # not strftime: "%Y" does not pad years below 1000
+        day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        entry = (seconds, f"{day}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.")
         _last[0] = entry
     fraction = micros - seconds * _MICROS_PER_SECOND
     if fraction % _MICROS_PER_MILLI:
@@ -61,6 +63,9 @@ def parse_micros(text: object, path: str) -> int:
     normalised = f"{text[: match.start(7) - 1 if match.group(7) else match.end(6)]}.{fraction}"
     try:
         moment = datetime.fromisoformat(f"{normalised}{'+00:00' if offset in 'Zz' else offset}")
+        moment.astimezone(UTC)
     except ValueError as exc:
         raise WireFormatError(path, f"not a valid date and time: {text!r} ({exc})") from None
+    except OverflowError:
+        raise WireFormatError(path, f"{text!r} is outside the years 1..9999 in UTC") from None
     return (moment - EPOCH) // ONE_MICROSECOND

@@ -28,7 +28,7 @@ from alien_events_api import (
     Updated,
     lookup_event_type,
 )
-from alien_events_sdk._codegen import Generator, _as_dict, _json_kind
+from alien_events_sdk._codegen import Generator, _as_dict, _json_kind, copy_json
 from alien_events_sdk._errors import WireFormatError
 from alien_events_sdk._timestamps import format_micros, parse_micros
 
@@ -42,6 +42,7 @@ _FAILED = EventState.FAILED
 _STATE_TEXT = {state: state.value for state in EventState if state is not _FAILED}
 _TEXT_STATE = {text: state for state, text in _STATE_TEXT.items()}
 _event_dumpers: dict[type, Callable[[Any], dict[str, Any]]] = {}
+_HTTP_MIN, _HTTP_MAX = 100, 599
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -49,18 +50,24 @@ _event_dumpers: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
 def error_to_dict(error: AlienError) -> dict[str, Any]:
     """Return an ``AlienError`` as Rust writes it: optional keys left out when empty."""
-    out: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.context is not None:
-        out["context"] = error.context
-    if error.hint is not None:
-        out["hint"] = error.hint
-    out["retryable"] = error.retryable
-    out["internal"] = error.internal
-    if error.http_status_code is not None:
-        out["httpStatusCode"] = error.http_status_code
-    if error.source is not None:
-        out["source"] = error_to_dict(error.source)
-    return out
+    top: dict[str, Any] = {}
+    out = top
+    current: AlienError | None = error
+    while current is not None:  # level by level: a deep source chain must not recurse
+        out["code"] = current.code
+        out["message"] = current.message
+        if current.context is not None:
+            out["context"] = copy_json(current.context)
+        if current.hint is not None:
+            out["hint"] = current.hint
+        out["retryable"] = current.retryable
+        out["internal"] = current.internal
+        if current.http_status_code is not None:
+            out["httpStatusCode"] = current.http_status_code
+        current = current.source
+        if current is not None:
+            out["source"] = out = {}
+    return top
 
 
 def state_to_json(state: EventState, error: AlienError | None) -> Any:
@@ -221,6 +228,13 @@ def _text(value: Any, path: str, *, allow_none: bool = False) -> Any:
     raise WireFormatError(path, f"expected {expected}, got {_json_kind(value)}")
 
 
+def _parent(value: Any, path: str) -> str | None:
+    """A parent id: any string (Rust can write ``""``), or null."""
+    if value is None or isinstance(value, str):
+        return value
+    raise WireFormatError(path, f"expected a string or null, got {_json_kind(value)}")
+
+
 def _seq(data: Mapping[str, Any], path: str) -> int | None:
     value = data.get("seq")
     if value is None:
@@ -236,16 +250,17 @@ def _bool(value: Any, path: str) -> bool:
     raise WireFormatError(path, f"expected true or false, got {_json_kind(value)}")
 
 
-def error_from_dict(data: Any, path: str = "") -> AlienError:
-    """Read an ``AlienError`` (``code``, ``message``, ``retryable``, ``internal`` required)."""
+def _error_fields(data: Any, path: str) -> dict[str, Any]:
+    """Check one level of an error (all but its source) and return its constructor arguments."""
     values = _as_dict(data, path)
-    source = values.get("source")
     status = values.get("httpStatusCode")
     hint = values.get("hint")
     if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
         raise WireFormatError(
             _join(path, "httpStatusCode"), f"expected an integer, got {_json_kind(status)}"
         )
+    if status is not None and not _HTTP_MIN <= status <= _HTTP_MAX:
+        raise WireFormatError(_join(path, "httpStatusCode"), f"expected 100..599, got {status}")
     if hint is not None and not isinstance(hint, str):
         raise WireFormatError(_join(path, "hint"), f"expected a string, got {_json_kind(hint)}")
     code = _field(values, "code", path)
@@ -253,21 +268,37 @@ def error_from_dict(data: Any, path: str = "") -> AlienError:
     for key, value in (("code", code), ("message", message)):
         if not isinstance(value, str):
             raise WireFormatError(_join(path, key), f"expected a string, got {_json_kind(value)}")
-    try:
-        return AlienError(
-            code=code,
-            message=message,
-            context=values.get("context"),
-            hint=hint,
-            retryable=_bool(_field(values, "retryable", path), _join(path, "retryable")),
-            internal=_bool(_field(values, "internal", path), _join(path, "internal")),
-            http_status_code=status,
-            source=None if source is None else error_from_dict(source, _join(path, "source")),
-        )
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, WireFormatError):
-            raise
-        raise WireFormatError(path or "<document>", str(exc)) from None
+    return {
+        "code": code,
+        "message": message,
+        "context": values.get("context"),
+        "hint": hint,
+        "retryable": _bool(_field(values, "retryable", path), _join(path, "retryable")),
+        "internal": _bool(_field(values, "internal", path), _join(path, "internal")),
+        "http_status_code": status,
+    }
+
+
+def error_from_dict(data: Any, path: str = "") -> AlienError:
+    """
+    Read an ``AlienError`` (``code``, ``message``, ``retryable``, ``internal`` required).
+
+    The ``source`` chain is read level by level, not recursively, so any depth the JSON
+    parser accepts reads back.
+    """
+    levels: list[dict[str, Any]] = []
+    current, where = data, path
+    while True:
+        fields = _error_fields(current, where)
+        levels.append(fields)
+        source = current.get("source")
+        if source is None:
+            break
+        current, where = source, _join(where, "source")
+    error: AlienError | None = None
+    for fields in reversed(levels):
+        error = AlienError(**fields, source=error)
+    return typing.cast("AlienError", error)
 
 
 def state_from_json(data: Any, path: str = "") -> tuple[EventState, AlienError | None]:
@@ -315,7 +346,7 @@ def change_from_dict(data: Any, path: str = "") -> EventChange:
     kind = _field(values, "type", path)
     change_id = _text(_field(values, "id", path), _join(path, "id"))
     if kind == "created":
-        parent = _text(values.get("parentId"), _join(path, "parentId"), allow_none=True)
+        parent = _parent(values.get("parentId"), _join(path, "parentId"))
         created = parse_micros(_field(values, "createdAt", path), _join(path, "createdAt"))
         event = event_from_dict(_field(values, "event", path), _join(path, "event"))
         state, error = state_from_json(_field(values, "state", path), _join(path, "state"))
@@ -339,7 +370,7 @@ def handle_from_dict(data: Any, path: str = "") -> EventHandle:
     """Read a handle (``{"id": ..., "parent_id": ...}``); it is never the no-op handle."""
     values = _as_dict(data, path)
     handle_id = _text(_field(values, "id", path), _join(path, "id"))
-    parent = _text(values.get("parent_id"), _join(path, "parent_id"), allow_none=True)
+    parent = _parent(values.get("parent_id"), _join(path, "parent_id"))
     return EventHandle(handle_id, parent)
 
 
