@@ -2,7 +2,8 @@
 Shared samples for the wire-format tests: Alien's conformance files and realistic events.
 
 The conformance files (golden examples and Alien's own JSON Schemas) live beside the project,
-in ``../shared/conformance`` (``ALIEN_CONFORMANCE_DIR`` overrides the place).
+in ``tests/conformance`` (a copy of the team's ``../shared/conformance``;
+``ALIEN_CONFORMANCE_DIR`` overrides the place).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ from alien_events_api import (
 from alien_events_sdk import EventBus, RecordingHandler
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CONFORMANCE = pathlib.Path(
-    os.environ.get("ALIEN_CONFORMANCE_DIR", ROOT.parent / "shared" / "conformance")
-)
+CONFORMANCE = pathlib.Path(os.environ.get("ALIEN_CONFORMANCE_DIR", ROOT / "tests" / "conformance"))
 SCHEMAS = CONFORMANCE / "alien-schemas"
 
 
