@@ -30,6 +30,11 @@ _delivery: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
 )
 
 
+_get_delivery = _delivery.get
+_set_delivery = _delivery.set
+_reset_delivery = _delivery.reset
+
+
 def resolve_handler(handler: HandlerLike) -> tuple[Callable[..., Any], bool]:
     """
     Return the callable that takes changes for ``handler``, and whether it is async.
@@ -95,14 +100,14 @@ class Dispatcher:
         """
         Deliver ``change`` to every handler before returning; raise ``EventHandlerError`` after.
         """
-        delivery = _delivery.get()
+        delivery = _get_delivery()
         if delivery is not None and delivery[0] is self and _queued(delivery, change):
             return
         calls = self._sync_calls
         if not calls:
             return
         delivery = [self]
-        token = _delivery.set(delivery)
+        token = _set_delivery(delivery)
         errors: list[BaseException] | None = None
         try:
             for call in calls:
@@ -116,7 +121,7 @@ class Dispatcher:
                 errors = self._drain(delivery, errors)
         finally:
             delivery[0] = None
-            _delivery.reset(token)
+            _reset_delivery(token)
         if len(delivery) > 1:  # queued by another thread just as the delivery closed
             errors = self._drain(delivery, errors)
         if errors is not None:

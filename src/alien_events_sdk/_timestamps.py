@@ -16,31 +16,49 @@ _RFC3339 = re.compile(
 )
 _MICROS_PER_SECOND = 1_000_000
 _MICROS_PER_MILLI = 1_000
-# The last (second, "YYYY-MM-DDTHH:MM:SS.") pair, swapped whole so threads never see half of one.
-_last: list[tuple[int, str]] = [(-(2**63), "")]
+# The last (seconds, "YYYY-MM-DDTHH:MM:SS.", "YYYY-MM-DDTHH:MM:SSZ"), swapped whole so
+# threads never see half of one.
+_last: list[tuple[int, str, str]] = [(-(2**63), "", "")]
+_THREE_DIGITS = [f"{n:03d}" for n in range(1000)]
 
 
 def format_micros(micros: int) -> str:
     """
     Return the wire text of a timestamp given in microseconds since the epoch.
 
-    The date-and-time part changes once a second, so the last one is cached; the fraction is
-    zero-padded by adding a power of ten and dropping its leading digit (cheaper than format
-    specs, and this runs for every change a file handler writes).
+    Runs for every change a file handler writes, so it is lean: the date-and-time part
+    changes once a second and is cached, and the fraction is put together from a table of
+    the thousand three-digit strings rather than formatted.
     """
-    seconds = micros // _MICROS_PER_SECOND
+    seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
     entry = _last[0]
     if entry[0] != seconds:
-        t = time.gmtime(seconds)  # not strftime: "%Y" does not pad years below 1000
-        day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-        entry = (seconds, f"{day}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.")
+        prefix = _second_prefix(seconds)
+        entry = (seconds, prefix + ".", prefix + "Z")
         _last[0] = entry
-    fraction = micros - seconds * _MICROS_PER_SECOND
+    millis, micro = divmod(fraction, _MICROS_PER_MILLI)
+    if micro:
+        return entry[1] + _THREE_DIGITS[millis] + _THREE_DIGITS[micro] + "Z"
+    if millis:
+        return entry[1] + _THREE_DIGITS[millis] + "Z"
+    return entry[2]
+
+
+def _second_prefix(seconds: int) -> str:
+    t = time.gmtime(seconds)  # not strftime: "%Y" does not pad years below 1000
+    day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    return f"{day}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
+def _format_slow(micros: int) -> str:
+    """The same, by arithmetic, for the first second after the epoch and before it."""
+    seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
+    prefix = _second_prefix(seconds)
     if fraction % _MICROS_PER_MILLI:
-        return entry[1] + str(fraction + _MICROS_PER_SECOND)[1:] + "Z"
+        return f"{prefix}.{fraction:06d}Z"
     if fraction:
-        return entry[1] + str(fraction // _MICROS_PER_MILLI + _MICROS_PER_MILLI)[1:] + "Z"
-    return entry[1][:-1] + "Z"
+        return f"{prefix}.{fraction // _MICROS_PER_MILLI:03d}Z"
+    return f"{prefix}Z"
 
 
 def parse_micros(text: object, path: str) -> int:

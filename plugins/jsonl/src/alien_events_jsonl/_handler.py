@@ -22,6 +22,7 @@ _MODE = 0o644
 
 
 _write = os.write
+_dump_line = dump_change_line
 
 
 def _finish_write(fd: int, data: bytes, written: int) -> None:
@@ -68,7 +69,7 @@ class JsonLinesHandler:
         """
         Write the change as one line (and ``fsync`` it, if asked) before returning.
         """
-        line = dump_change_line(change)
+        line = _dump_line(change)
         if self._max_bytes:
             self._rotate_if_needed(len(line))
         fd = self._fd
