@@ -22,6 +22,18 @@ _MODE = 0o644
 
 
 _write = os.write
+
+
+def _end_torn_line(fd: int, path: pathlib.Path) -> None:
+    """A crashed writer may have left half a line: end it, so the first new line stays whole."""
+    if os.fstat(fd).st_size == 0:
+        return
+    with path.open("rb") as existing:
+        existing.seek(-1, os.SEEK_END)
+        if existing.read(1) != b"\n":
+            _write(fd, b"\n")
+
+
 _dump_line = dump_change_line
 
 
@@ -64,48 +76,52 @@ class JsonLinesHandler:
         self._backups = backups
         self._lock = threading.Lock()
         self._fd = os.open(self.path, _FLAGS, _MODE)
+        _end_torn_line(self._fd, self.path)
 
     def on_event_change(self, change: EventChange) -> None:
         """
         Write the change as one line (and ``fsync`` it, if asked) before returning.
         """
         line = _dump_line(change)
-        if self._max_bytes:
-            self._rotate_if_needed(len(line))
-        fd = self._fd
-        if fd < 0:
-            msg = f"the JSON-lines handler for {self.path} is closed"
-            raise RuntimeError(msg)
-        written = _write(fd, line)
-        if written != len(line):
-            _finish_write(fd, line, written)
-        if self._fsync:
-            os.fsync(fd)
-
-    def _rotate_if_needed(self, incoming: int) -> None:
+        # The lock makes rotation and close wait for a write in progress: a descriptor is
+        # never closed (and its number reused) under a writer's feet.
         with self._lock:
-            if self._fd < 0:
-                return
+            fd = self._fd
+            if fd < 0:
+                msg = f"the JSON-lines handler for {self.path} is closed"
+                raise RuntimeError(msg)
+            if self._max_bytes:
+                fd = self._rotate_if_needed(len(line))
+            written = _write(fd, line)
+            if written != len(line):
+                _finish_write(fd, line, written)
+            if self._fsync:
+                os.fsync(fd)
+
+    def _rotate_if_needed(self, incoming: int) -> int:
+        """Rotate if this line would pass ``max_bytes``; return the descriptor to write to."""
+        # Called with self._lock held.
+        ours = os.fstat(self._fd)
+        try:
+            current = self.path.stat()
+        except FileNotFoundError:
+            current = None
+        if current is None or (current.st_ino, current.st_dev) != (ours.st_ino, ours.st_dev):
+            self._reopen()  # another process rotated the file
             ours = os.fstat(self._fd)
-            try:
-                current = self.path.stat()
-            except FileNotFoundError:
-                current = None
-            if current is None or (current.st_ino, current.st_dev) != (ours.st_ino, ours.st_dev):
-                self._reopen()  # another process rotated the file
-                ours = os.fstat(self._fd)
-            if ours.st_size + incoming <= self._max_bytes or ours.st_size == 0:
-                return
-            lock_path = self.path.with_name(self.path.name + ".lock")
-            lock_fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _MODE)
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                current = self.path.stat()
-                if (current.st_ino, current.st_dev) == (ours.st_ino, ours.st_dev):
-                    self._shift_backups()
-                self._reopen()
-            finally:
-                os.close(lock_fd)  # also releases the lock
+        if ours.st_size + incoming <= self._max_bytes or ours.st_size == 0:
+            return self._fd
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _MODE)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            current = self.path.stat()
+            if (current.st_ino, current.st_dev) == (ours.st_ino, ours.st_dev):
+                self._shift_backups()
+            self._reopen()
+        finally:
+            os.close(lock_fd)  # also releases the lock
+        return self._fd
 
     def _shift_backups(self) -> None:
         for index in range(self._backups - 1, 0, -1):

@@ -28,7 +28,7 @@ def _identity(path: pathlib.Path) -> tuple[int, int] | None:
     return (stat.st_ino, stat.st_dev)
 
 
-def read_changes(  # noqa: C901  (one loop, with the cases a crashed or rotating writer leaves)
+def read_changes(  # noqa: C901, PLR0912, PLR0915  (one loop, with the cases a crashed or rotating writer leaves)
     path: str | os.PathLike[str],
     *,
     follow: bool = False,
@@ -98,10 +98,15 @@ def read_changes(  # noqa: C901  (one loop, with the cases a crashed or rotating
                     return
                 current = _identity(path)
                 if current is not None and current != identity and not pending:
+                    # Rotated: finish the old file first (lines may have landed since the last
+                    # read), then switch, taking the identity of the file actually opened.
+                    if file.peek(1):
+                        continue
                     if file is not first:
                         file.close()
                     file = open(path, "rb")  # noqa: PTH123, SIM115  (closed in finally)
-                    identity, line_number = current, 0
+                    stat = os.fstat(file.fileno())
+                    identity, line_number = (stat.st_ino, stat.st_dev), 0
                     continue
                 if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
                     return
