@@ -57,10 +57,12 @@ from alien_events_sdk import (
 from alien_events_sdk.testing import shape
 from alien_events_structlog import StructlogHandler
 
-REAL = ["jsonl", "structlog"]
+REAL = ["console", "jsonl", "structlog"]
+CONSOLE_VERSION = importlib.metadata.version("alien-events-console")
 JSONL_VERSION = importlib.metadata.version("alien-events-jsonl")
 STRUCTLOG_VERSION = importlib.metadata.version("alien-events-structlog")
 REAL_INFOS = [
+    PluginInfo("console", "alien-events-console", CONSOLE_VERSION, ("console",)),
     PluginInfo("jsonl", "alien-events-jsonl", JSONL_VERSION, ("jsonl",)),
     PluginInfo("structlog", "alien-events-structlog", STRUCTLOG_VERSION, ("structlog",)),
 ]
@@ -309,7 +311,7 @@ class TestDiscovery:
             PluginInfo("acme", "acme-alien-plugin", "1.2.3", ("acme",)),
             *REAL_INFOS,
         ] == list(found.plugins)
-        assert ["acme", "jsonl", "structlog"] == sorted(found.factories)
+        assert ["acme", "console", "jsonl", "structlog"] == sorted(found.factories)
 
     def test_third_party_handler_is_selected_by_name_and_receives_changes(self, fake):
         """from_plugins(["acme"]) builds the third-party handler, which then gets every change."""
@@ -364,7 +366,7 @@ class TestDiscovery:
 
     def test_dispatch_is_a_plain_tuple_of_the_handlers_the_factories_made(self, tmp_path):
         """After set-up the bus holds a plain tuple of the handlers themselves (pluggy is not in the delivery path)."""
-        bus = EventBus.from_plugins(REAL, jsonl={"path": tmp_path / "e.jsonl"})
+        bus = EventBus.from_plugins(["jsonl", "structlog"], jsonl={"path": tmp_path / "e.jsonl"})
         try:
             assert tuple is type(bus.handlers)
             assert [JsonLinesHandler, StructlogHandler] == handler_types(bus)
@@ -383,7 +385,9 @@ class TestBrokenPlugins:
         fake.broken()
         fake.acme()
         found = installed_plugins()
-        assert ["acme", "jsonl", "structlog"] == [info.entry_point for info in found.plugins]
+        assert ["acme", "console", "jsonl", "structlog"] == [
+            info.entry_point for info in found.plugins
+        ]
         (failure,) = found.failures
         assert ("broken", "acme-broken-plugin 0.0.1") == (failure.entry_point, failure.distribution)
         assert (
@@ -862,8 +866,9 @@ class TestUnknownNames:
         """An unknown handler name raises PluginNotFoundError listing the installed handlers."""
         with pytest.raises(PluginNotFoundError) as caught:
             EventBus.from_plugins(["jsnol"])
-        assert "no alien-events handler plugin named 'jsnol'; installed: jsonl, structlog" == str(
-            caught.value
+        assert (
+            "no alien-events handler plugin named 'jsnol'; installed: console, jsonl, structlog"
+            == str(caught.value)
         )
         assert ("jsnol", REAL) == (caught.value.name, caught.value.installed)
 
@@ -872,7 +877,7 @@ class TestUnknownNames:
         fake.acme()
         with pytest.raises(PluginNotFoundError) as caught:
             EventBus.from_env({"ALIEN_EVENTS_HANDLERS": "structlog,nope"})
-        assert ["acme", "jsonl", "structlog"] == caught.value.installed
+        assert ["acme", "console", "jsonl", "structlog"] == caught.value.installed
 
     def test_unknown_name_with_nothing_installed_says_what_to_install(self):
         """With no plugin installed the error suggests installing one."""
