@@ -7,8 +7,6 @@ library can emit freely and leave the choice of handlers to the application.
 
 from __future__ import annotations
 
-import contextlib
-
 from alien_events_api._alien_error import AlienError
 from alien_events_api._alien_events import ALIEN_EVENT_TYPES, AlienEvent, PushProgress
 from alien_events_api._bus import AbstractEventBus
@@ -24,6 +22,7 @@ from alien_events_api._errors import (
     NoEventBusContext,
 )
 from alien_events_api._event import Event, event_field, event_type, event_types, lookup_event_type
+from alien_events_api._exports import present_as_public as _present_as_public
 from alien_events_api._handle import EventHandle
 from alien_events_api._handler import EventHandler, HandlerLike
 from alien_events_api._scope import EventScope, ParentScope
@@ -67,9 +66,4 @@ __all__ = [
     "set_strict",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("alien_events_api._"):
-        with contextlib.suppress(AttributeError, TypeError):  # aliases refuse
-            _obj.__module__ = __name__
-del _name, _obj
+_present_as_public(globals(), __name__, __all__)

@@ -8,9 +8,8 @@ those handlers before the emitting call returns.
 
 from __future__ import annotations
 
-import contextlib
-
 from alien_events_api import __version__
+from alien_events_api._exports import present_as_public as _present_as_public
 from alien_events_sdk._bus import Clock, EventBus, IdFactory, set_default_bus
 from alien_events_sdk._errors import (
     PluginError,
@@ -68,9 +67,4 @@ __all__ = [
     "to_dict",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("alien_events_sdk._"):
-        with contextlib.suppress(AttributeError, TypeError):  # aliases refuse
-            _obj.__module__ = __name__
-del _name, _obj
+_present_as_public(globals(), __name__, __all__)
