@@ -239,27 +239,27 @@ def _converter(check: Check, cls_name: str, name: str) -> Callable[[Any], Any]:
     return convert
 
 
-def _field_hints(cls: type) -> dict[str, Any]:
+def resolve_hints(cls: type, *, self_reference: object, strict: bool) -> dict[str, Any]:
     """
     Resolve the annotations of ``cls`` and its bases, each in the module that defines it.
 
-    Only class-body annotations are read (no ``ClassVar`` filtering is needed: attrs already
-    decided what is a field), and a name the class gives itself resolves to a self-reference.
+    Only class-body annotations are read, and the class's own name resolves to
+    ``self_reference``. A name that does not resolve raises a clear ``TypeError`` when
+    ``strict`` (``ClassVar`` annotations aside: they are not fields), else it is skipped.
     """
     hints: dict[str, Any] = {}
+    local_names = {cls.__name__: self_reference}
     for klass in reversed(cls.__mro__):
-        annotations = inspect.get_annotations(klass)
         module = sys.modules.get(klass.__module__)
         module_globals = dict(vars(module)) if module is not None else {}
-        local_names = {cls.__name__: _SelfReference}
-        for name, annotation in annotations.items():
+        for name, annotation in inspect.get_annotations(klass).items():
             if not isinstance(annotation, str):
                 hints[name] = annotation
                 continue
             try:
                 hints[name] = eval(annotation, module_globals, local_names)  # noqa: S307  (a type hint from the class body)
             except NameError as exc:
-                if annotation.startswith(("ClassVar", "typing.ClassVar")):
+                if not strict or annotation.startswith(("ClassVar", "typing.ClassVar")):
                     continue
                 msg = (
                     f"{cls.__qualname__}.{name}: cannot resolve its type hint {annotation!r} "
@@ -268,6 +268,11 @@ def _field_hints(cls: type) -> dict[str, Any]:
                 )
                 raise TypeError(msg) from None
     return hints
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The hints of a class being made (its own name is a self-reference), strictly."""
+    return resolve_hints(cls, self_reference=_SelfReference, strict=True)
 
 
 def _add_converters(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:

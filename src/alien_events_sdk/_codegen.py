@@ -9,8 +9,6 @@ to the cattrs converter, which is how users extend the wire format.
 from __future__ import annotations
 
 import enum
-import inspect
-import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +18,7 @@ import attrs
 
 from alien_events_api import Event, EventValidationError
 from alien_events_api._event import OMIT_IF_DEFAULT, WIRE_NAME
-from alien_events_api._validation import check_for
+from alien_events_api._validation import check_for, resolve_hints
 from alien_events_sdk._errors import WireFormatError
 
 if typing.TYPE_CHECKING:
@@ -73,18 +71,7 @@ def wire_name(field: attrs.Attribute[Any]) -> str:
 
 def field_hints(cls: type) -> dict[str, Any]:
     """Resolve the type hints of an attrs class's fields, each in the module that defines it."""
-    hints: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        module = sys.modules.get(klass.__module__)
-        module_globals = dict(vars(module)) if module is not None else {}
-        for name, annotation in inspect.get_annotations(klass).items():
-            if isinstance(annotation, str):
-                try:
-                    annotation = eval(annotation, module_globals, {cls.__name__: cls})  # noqa: S307, PLW2901  (a type hint from the class body)
-                except NameError:
-                    continue  # ClassVars and the like: attrs did not make them fields
-            hints[name] = annotation
-    return hints
+    return resolve_hints(cls, self_reference=cls, strict=False)
 
 
 def _is_optional(hint: Any) -> tuple[bool, Any]:

@@ -13,6 +13,7 @@ with a window size), reading what the program drew.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -770,9 +771,10 @@ def append_in_steps(process, path, lines):
             wait_until_read(process, path)
 
 
+@contextlib.contextmanager
 def start_follower(way, path, *args, cwd):
-    """Start ``alien-events view --follow ARGS PATH`` in the background."""
-    return subprocess.Popen(
+    """Run ``alien-events view --follow ARGS PATH`` in the background; kill it if a test fails."""
+    follower = subprocess.Popen(
         [*WAYS[way], "view", "--follow", *args, str(path)],
         cwd=cwd,
         env=clean_env(),
@@ -780,6 +782,12 @@ def start_follower(way, path, *args, cwd):
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        yield follower
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
 
 
 @needs_proc
@@ -789,12 +797,12 @@ class TestFollow:
         lines = recording.read_bytes().splitlines(keepends=True)
         path = tmp_path / "growing.jsonl"
         path.touch()
-        follower = start_follower(way, path, "--json", "--idle-timeout", "3", cwd=tmp_path)
-        wait_until_read(follower, path)
-        writer = threading.Thread(target=append_in_steps, args=(follower, path, lines))
-        writer.start()
-        writer.join()
-        out, err = follower.communicate(timeout=TIMEOUT)
+        with start_follower(way, path, "--json", "--idle-timeout", "10", cwd=tmp_path) as follower:
+            wait_until_read(follower, path)
+            writer = threading.Thread(target=append_in_steps, args=(follower, path, lines))
+            writer.start()
+            writer.join()
+            out, err = follower.communicate(timeout=TIMEOUT)
         assert (0, "") == (follower.returncode, err)
         assert tree_of(recording).to_dict() == json.loads(out)
 
@@ -802,11 +810,11 @@ class TestFollow:
         """Ctrl-C (SIGINT) stops ``view --follow``: exit 0, and the tree read so far is printed."""
         path = tmp_path / "growing.jsonl"
         path.write_bytes(recording.read_bytes())
-        follower = start_follower(way, path, "--json", cwd=tmp_path)
-        wait_until_read(follower, path)
-        wait_until_sleeping(follower)
-        follower.send_signal(signal.SIGINT)
-        out, err = follower.communicate(timeout=TIMEOUT)
+        with start_follower(way, path, "--json", cwd=tmp_path) as follower:
+            wait_until_read(follower, path)
+            wait_until_sleeping(follower)
+            follower.send_signal(signal.SIGINT)
+            out, err = follower.communicate(timeout=TIMEOUT)
         assert (0, "") == (follower.returncode, err)
         assert tree_of(recording).to_dict() == json.loads(out)
 
@@ -815,14 +823,14 @@ class TestFollow:
         lines = recording.read_bytes().splitlines(keepends=True)
         path = tmp_path / "growing.jsonl"
         path.write_bytes(b"".join(lines[:10]))
-        follower = start_follower(way, path, "--mode", "plain", cwd=tmp_path)
-        wait_until_read(follower, path)
-        writer = threading.Thread(target=append_in_steps, args=(follower, path, lines[10:]))
-        writer.start()
-        writer.join()
-        wait_until_sleeping(follower)
-        follower.send_signal(signal.SIGINT)
-        out, err = follower.communicate(timeout=TIMEOUT)
+        with start_follower(way, path, "--mode", "plain", cwd=tmp_path) as follower:
+            wait_until_read(follower, path)
+            writer = threading.Thread(target=append_in_steps, args=(follower, path, lines[10:]))
+            writer.start()
+            writer.join()
+            wait_until_sleeping(follower)
+            follower.send_signal(signal.SIGINT)
+            out, err = follower.communicate(timeout=TIMEOUT)
         assert (0, "") == (follower.returncode, err)
         assert "shop-worker:1.4.0" in out
 
