@@ -176,12 +176,7 @@ class Generator:
 
     def dump_attrs(self, obj: Any) -> dict[str, Any]:
         """Return an attrs instance as a JSON-ready dict (an event gets its ``"type"`` first)."""
-        cls = obj.__class__
-        try:
-            dump = self._dumpers[cls]
-        except KeyError:
-            dump = self._dumpers[cls] = self._make_dumper(cls)
-        return typing.cast("dict[str, Any]", dump(obj))
+        return typing.cast("dict[str, Any]", self.dumper(obj.__class__)(obj))
 
     def dumper(self, cls: type) -> Unstructure:
         """Return (making it once) the dump function of an attrs class."""

@@ -50,17 +50,6 @@ def _second_prefix(seconds: int) -> str:
     return f"{day}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
-def _format_slow(micros: int) -> str:
-    """The same, by arithmetic, for the first second after the epoch and before it."""
-    seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
-    prefix = _second_prefix(seconds)
-    if fraction % _MICROS_PER_MILLI:
-        return f"{prefix}.{fraction:06d}Z"
-    if fraction:
-        return f"{prefix}.{fraction // _MICROS_PER_MILLI:03d}Z"
-    return f"{prefix}Z"
-
-
 def parse_micros(text: object, path: str) -> int:
     """
     Read an RFC 3339 timestamp (any offset, any number of fractional digits) as UTC microseconds.

@@ -94,12 +94,6 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return typing.cast("dict[str, Any]", dump(event))
 
 
-def _dump_event(event: Event) -> dict[str, Any]:
-    """``event_to_dict`` with the cache hit inlined (one call fewer on the hot path)."""
-    dump = _event_dumpers.get(event.__class__)
-    return dump(event) if dump is not None else event_to_dict(event)
-
-
 def _created(change: Any) -> dict[str, Any]:
     state = change[4]
     out = {
@@ -107,7 +101,7 @@ def _created(change: Any) -> dict[str, Any]:
         "id": change[0],
         "parentId": change[1],
         "createdAt": format_micros(change[2]),
-        "event": _dump_event(change[3]),
+        "event": event_to_dict(change[3]),
         "state": _STATE_TEXT[state] if state is not _FAILED else state_to_json(state, change[5]),
     }
     if change[6] is not None:
@@ -120,7 +114,7 @@ def _updated(change: Any) -> dict[str, Any]:
         "type": "updated",
         "id": change[0],
         "updatedAt": format_micros(change[1]),
-        "event": _dump_event(change[2]),
+        "event": event_to_dict(change[2]),
     }
     if change[3] is not None:
         out["seq"] = change[3]
@@ -193,9 +187,7 @@ def dumps(obj: Any) -> str:
     """
     Return the wire JSON text of a change, event, error, handle or state (compact, one line).
     """
-    writer = _CHANGE_WRITERS.get(obj.__class__)
-    value = writer(obj) if writer is not None else to_dict(obj)
-    return encode(value).decode()
+    return encode(to_dict(obj)).decode()
 
 
 def dump_change_line(change: EventChange) -> bytes:
