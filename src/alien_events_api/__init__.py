@@ -20,11 +20,13 @@ from alien_events_api._errors import (
     EventHandlerWarning,
     EventValidationError,
     NoEventBusContext,
+    PropagationTokenError,
 )
 from alien_events_api._event import Event, event_field, event_type, event_types, lookup_event_type
 from alien_events_api._exports import present_as_public as _present_as_public
 from alien_events_api._handle import EventHandle
 from alien_events_api._handler import EventHandler, HandlerLike
+from alien_events_api._propagation import TOKEN_KEY, extract, format_token, inject, parse_token
 from alien_events_api._scope import EventScope, ParentScope
 from alien_events_api._state import EventState
 from alien_events_api._unknown import UnknownEvent
@@ -32,6 +34,7 @@ from alien_events_api._version import __version__
 
 __all__ = [
     "ALIEN_EVENT_TYPES",
+    "TOKEN_KEY",
     "AbstractEventBus",
     "AlienError",
     "AlienEvent",
@@ -50,6 +53,7 @@ __all__ = [
     "HandlerLike",
     "NoEventBusContext",
     "ParentScope",
+    "PropagationTokenError",
     "PushProgress",
     "StateChanged",
     "UnknownEvent",
@@ -61,8 +65,12 @@ __all__ = [
     "event_field",
     "event_type",
     "event_types",
+    "extract",
+    "format_token",
+    "inject",
     "is_strict",
     "lookup_event_type",
+    "parse_token",
     "set_strict",
 ]
 

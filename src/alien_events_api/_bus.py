@@ -26,15 +26,32 @@ class AbstractEventBus(abc.ABC):
 
     @abc.abstractmethod
     def emit_event(
-        self, event: Event, parent_id: str | None, state: EventState, error: AlienError | None
+        self,
+        event: Event,
+        parent_id: str | None,
+        state: EventState,
+        error: AlienError | None,
+        *,
+        id: str | None = None,
+        key: str | None = None,
     ) -> EventHandle:
         """
         Create the event: deliver its ``Created`` change and return its handle.
+
+        ``id`` is the caller's id for it; ``key`` names it among its siblings when ids are
+        derived. The API passes them only when the caller gave one.
         """
 
     @abc.abstractmethod
     async def aemit_event(
-        self, event: Event, parent_id: str | None, state: EventState, error: AlienError | None
+        self,
+        event: Event,
+        parent_id: str | None,
+        state: EventState,
+        error: AlienError | None,
+        *,
+        id: str | None = None,
+        key: str | None = None,
     ) -> EventHandle:
         """
         Async twin of ``emit_event``.

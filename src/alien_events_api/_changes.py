@@ -3,6 +3,8 @@ The changes a bus delivers to handlers: ``Created``, ``Updated`` and ``StateChan
 
 ``seq`` numbers an event's changes (``Created`` is 0); it is ``None`` only for changes read
 from a producer that does not send it (Alien itself), which stores apply in arrival order.
+``epoch`` (0 unless a durable program says otherwise) counts re-executions and hand-overs: a
+store keeps, for each event, the change with the highest ``(epoch, seq)``, its ``version``.
 
 They are immutable records built on ``tuple`` rather than attrs classes: the bus makes three
 per lifecycle, and a tuple record costs a third of a frozen attrs instance (see
@@ -36,15 +38,14 @@ def _check(cls_name: str, field: str, ok: bool, expected: str, value: object) ->
         )
 
 
-def _check_common(cls_name: str, id: str, seq: int | None) -> None:
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_common(cls_name: str, id: str, seq: int | None, epoch: int) -> None:
     _check(cls_name, "id", isinstance(id, str) and bool(id), "a non-empty str", id)
-    _check(
-        cls_name,
-        "seq",
-        seq is None or (isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0),
-        "an int >= 0 or None",
-        seq,
-    )
+    _check(cls_name, "seq", seq is None or _is_count(seq), "an int >= 0 or None", seq)
+    _check(cls_name, "epoch", _is_count(epoch), "an int >= 0", epoch)
 
 
 def _check_state(cls_name: str, field: str, state: object, error: object) -> None:
@@ -106,6 +107,16 @@ class _Change(tuple[Any, ...]):
         return self.__class__(**values)
 
     @property
+    def version(self) -> tuple[int, int] | None:
+        """
+        ``(epoch, seq)``: of two changes to the same event, the higher one is the later.
+
+        ``None`` when the producer sent no ``seq`` (Alien itself); such changes go by arrival.
+        """
+        seq = self[-2]
+        return None if seq is None else (self[-1], seq)
+
+    @property
     def timestamp_micros(self) -> int:
         """
         When the change happened, in microseconds since the Unix epoch (UTC).
@@ -124,8 +135,8 @@ class Created(_Change):
     """
 
     __slots__ = ()
-    _fields = ("id", "parent_id", "created_at", "event", "state", "error", "seq")
-    __match_args__ = ("id", "parent_id", "created_at", "event", "state", "error", "seq")
+    _fields = ("id", "parent_id", "created_at", "event", "state", "error", "seq", "epoch")
+    __match_args__ = ("id", "parent_id", "created_at", "event", "state", "error", "seq", "epoch")
 
     id: str = property(itemgetter(0))  # type: ignore[assignment]
     parent_id: str | None = property(itemgetter(1))  # type: ignore[assignment]
@@ -133,6 +144,7 @@ class Created(_Change):
     state: EventState = property(itemgetter(4))  # type: ignore[assignment]
     error: AlienError | None = property(itemgetter(5))  # type: ignore[assignment]
     seq: int | None = property(itemgetter(6))  # type: ignore[assignment]
+    epoch: int = property(itemgetter(7))  # type: ignore[assignment]
 
     def __new__(
         cls,
@@ -144,11 +156,12 @@ class Created(_Change):
         state: EventState = EventState.NONE,
         error: AlienError | None = None,
         seq: int | None = 0,
+        epoch: int = 0,
     ) -> Created:
         """
         Build a ``Created`` change, checking every field.
         """
-        _check_common("Created", id, seq)
+        _check_common("Created", id, seq, epoch)
         _check(
             "Created",
             "parent_id",
@@ -159,7 +172,7 @@ class Created(_Change):
         _check("Created", "event", isinstance(event, Event), "an Event", event)
         _check_state("Created", "state", state, error)
         micros = to_micros(created_at, "Created", "created_at")
-        return _tuple_new(cls, (id, parent_id, micros, event, state, error, seq))
+        return _tuple_new(cls, (id, parent_id, micros, event, state, error, seq, epoch))
 
     @classmethod
     def unchecked(  # noqa: PLR0917  (the record's fields, in order)
@@ -171,11 +184,12 @@ class Created(_Change):
         state: EventState,
         error: AlienError | None,
         seq: int | None = 0,
+        epoch: int = 0,
     ) -> Created:
         """
         Build without checks, time in microseconds: for buses and parsers, whose values are good.
         """
-        return _tuple_new(cls, (id, parent_id, micros, event, state, error, seq))
+        return _tuple_new(cls, (id, parent_id, micros, event, state, error, seq, epoch))
 
     @property
     def created_at(self) -> datetime:
@@ -192,12 +206,13 @@ class Updated(_Change):
     """
 
     __slots__ = ()
-    _fields = ("id", "updated_at", "event", "seq")
-    __match_args__ = ("id", "updated_at", "event", "seq")
+    _fields = ("id", "updated_at", "event", "seq", "epoch")
+    __match_args__ = ("id", "updated_at", "event", "seq", "epoch")
 
     id: str = property(itemgetter(0))  # type: ignore[assignment]
     event: Event = property(itemgetter(2))  # type: ignore[assignment]
     seq: int | None = property(itemgetter(3))  # type: ignore[assignment]
+    epoch: int = property(itemgetter(4))  # type: ignore[assignment]
 
     def __new__(
         cls,
@@ -206,21 +221,24 @@ class Updated(_Change):
         updated_at: datetime,
         event: Event,
         seq: int | None = 1,
+        epoch: int = 0,
     ) -> Updated:
         """
         Build an ``Updated`` change, checking every field.
         """
-        _check_common("Updated", id, seq)
+        _check_common("Updated", id, seq, epoch)
         _check("Updated", "event", isinstance(event, Event), "an Event", event)
         micros = to_micros(updated_at, "Updated", "updated_at")
-        return _tuple_new(cls, (id, micros, event, seq))
+        return _tuple_new(cls, (id, micros, event, seq, epoch))
 
     @classmethod
-    def unchecked(cls, id: str, micros: int, event: Event, seq: int | None) -> Updated:
+    def unchecked(
+        cls, id: str, micros: int, event: Event, seq: int | None, epoch: int = 0
+    ) -> Updated:
         """
         Build without checks, time in microseconds: for buses and parsers, whose values are good.
         """
-        return _tuple_new(cls, (id, micros, event, seq))
+        return _tuple_new(cls, (id, micros, event, seq, epoch))
 
     @property
     def updated_at(self) -> datetime:
@@ -237,13 +255,14 @@ class StateChanged(_Change):
     """
 
     __slots__ = ()
-    _fields = ("id", "updated_at", "new_state", "error", "seq")
-    __match_args__ = ("id", "updated_at", "new_state", "error", "seq")
+    _fields = ("id", "updated_at", "new_state", "error", "seq", "epoch")
+    __match_args__ = ("id", "updated_at", "new_state", "error", "seq", "epoch")
 
     id: str = property(itemgetter(0))  # type: ignore[assignment]
     new_state: EventState = property(itemgetter(2))  # type: ignore[assignment]
     error: AlienError | None = property(itemgetter(3))  # type: ignore[assignment]
     seq: int | None = property(itemgetter(4))  # type: ignore[assignment]
+    epoch: int = property(itemgetter(5))  # type: ignore[assignment]
 
     def __new__(
         cls,
@@ -253,23 +272,30 @@ class StateChanged(_Change):
         new_state: EventState,
         error: AlienError | None = None,
         seq: int | None = 1,
+        epoch: int = 0,
     ) -> StateChanged:
         """
         Build a ``StateChanged`` change, checking every field.
         """
-        _check_common("StateChanged", id, seq)
+        _check_common("StateChanged", id, seq, epoch)
         _check_state("StateChanged", "new_state", new_state, error)
         micros = to_micros(updated_at, "StateChanged", "updated_at")
-        return _tuple_new(cls, (id, micros, new_state, error, seq))
+        return _tuple_new(cls, (id, micros, new_state, error, seq, epoch))
 
     @classmethod
-    def unchecked(
-        cls, id: str, micros: int, new_state: EventState, error: AlienError | None, seq: int | None
+    def unchecked(  # noqa: PLR0917  (the record's fields, in order)
+        cls,
+        id: str,
+        micros: int,
+        new_state: EventState,
+        error: AlienError | None,
+        seq: int | None,
+        epoch: int = 0,
     ) -> StateChanged:
         """
         Build without checks, time in microseconds: for buses and parsers, whose values are good.
         """
-        return _tuple_new(cls, (id, micros, new_state, error, seq))
+        return _tuple_new(cls, (id, micros, new_state, error, seq, epoch))
 
     @property
     def updated_at(self) -> datetime:

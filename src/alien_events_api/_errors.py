@@ -6,7 +6,8 @@ The tree::
     AlienEventsError
     ├── EventHandlerError          a handler failed to take a change
     ├── NoEventBusContext          strict mode, and no bus is reachable (also RuntimeError)
-    └── EventValidationError       an event field has the wrong type or value (also TypeError)
+    ├── EventValidationError       an event field has the wrong type or value (also TypeError)
+    └── PropagationTokenError      a carrier holds a malformed propagation token (also ValueError)
 
     AlienEventsWarning (UserWarning)
     └── EventHandlerWarning        a scope carried on after a handler failed
@@ -89,6 +90,17 @@ class EventValidationError(AlienEventsError, TypeError):
         self.field = field
         self.reason = reason
         super().__init__(f"{cls_name}.{field}: {reason}")
+
+
+class PropagationTokenError(AlienEventsError, ValueError):
+    """
+    ``extract`` found a propagation token it cannot read; ``token`` holds it, as found.
+    """
+
+    def __init__(self, token: object, reason: str) -> None:
+        self.token = token
+        self.reason = reason
+        super().__init__(f"bad alien-events propagation token {token!r:.120}: {reason}")
 
 
 class AlienEventsWarning(UserWarning):

@@ -43,6 +43,22 @@ def _parent_id_of(parent: EventHandle | str) -> str | None:
     raise TypeError(msg)
 
 
+def _check_naming(id: object, key: object) -> None:
+    for name, value in (("id", id), ("key", key)):
+        if value is not None and (not isinstance(value, str) or not value):
+            msg = f"{name} must be a non-empty str or None, got {value!r}"
+            raise TypeError(msg)
+    if id is not None and key is not None:
+        msg = "give an event either an id or a key, not both (a key is for deriving the id)"
+        raise TypeError(msg)
+
+
+def _check_arguments(state: object, parent: object, error: object, id: object, key: object) -> None:
+    _check_state(state)
+    _check_parent_and_error(parent, error)
+    _check_naming(id, key)
+
+
 def _check_state(state: object) -> None:
     if state.__class__ is not EventState:
         msg = f"state must be an EventState (EventState.STARTED, ...), got {state!r}"
@@ -77,21 +93,29 @@ class Event:
         *,
         parent: EventHandle | str | None = None,
         error: AlienError | None = None,
+        id: str | None = None,
+        key: str | None = None,
     ) -> EventHandle:
         """
         Create the event (a ``Created`` change) and return its handle.
 
         The parent is ``parent`` if given, else the innermost scope. ``error`` goes with a
-        ``FAILED`` state. Raises ``EventHandlerError`` if a handler failed.
+        ``FAILED`` state. ``id`` sets the event's id (a business key); ``key`` names it among
+        its siblings for a bus that derives ids (``DerivedIds``), in place of its type.
+        Raises ``EventHandlerError`` if a handler failed.
         """
         bus = _get_bus()
         if bus is None:
             bus = process.default_bus
             if bus is None:
-                if state.__class__ is not EventState:
-                    _check_state(state)
-                if parent is not None or error is not None:
-                    _check_parent_and_error(parent, error)
+                if (
+                    state.__class__ is not EventState
+                    or parent is not None
+                    or error is not None
+                    or id is not None
+                    or key is not None
+                ):
+                    _check_arguments(state, parent, error, id, key)
                 if process.strict:
                     resolve_bus()
                 return NOOP_HANDLE
@@ -107,7 +131,10 @@ class Event:
             _check_state(state)
         if error is not None:
             _check_parent_and_error(None, error)
-        return bus.emit_event(self, parent_id, state, error)
+        if id is None and key is None:
+            return bus.emit_event(self, parent_id, state, error)
+        _check_naming(id, key)
+        return bus.emit_event(self, parent_id, state, error, id=id, key=key)
 
     def emit_with_state(self, state: EventState) -> EventHandle:
         """
@@ -127,6 +154,8 @@ class Event:
         *,
         parent: EventHandle | str | None = None,
         error: AlienError | None = None,
+        id: str | None = None,
+        key: str | None = None,
     ) -> EventHandle:
         """
         Async twin of ``emit``: awaits async handlers on the running loop.
@@ -134,6 +163,7 @@ class Event:
         bus = resolve_bus()
         _check_state(state)
         _check_parent_and_error(parent, error)
+        _check_naming(id, key)
         if bus is None:
             return NOOP_HANDLE
         if parent is None:
@@ -141,24 +171,42 @@ class Event:
             parent_id = None if ambient is None else ambient.children_parent_id
         else:
             parent_id = _parent_id_of(parent)
-        return await bus.aemit_event(self, parent_id, state, error)
+        if id is None and key is None:
+            return await bus.aemit_event(self, parent_id, state, error)
+        return await bus.aemit_event(self, parent_id, state, error, id=id, key=key)
 
     @overload
-    def in_scope(self, fn: None = None) -> EventScope: ...
+    def in_scope(
+        self, fn: None = None, *, id: str | None = None, key: str | None = None
+    ) -> EventScope: ...
     @overload
-    def in_scope(self, fn: Callable[[EventHandle], R]) -> R: ...
+    def in_scope(
+        self,
+        fn: Callable[[EventHandle], R],
+        *,
+        id: str | None = None,
+        key: str | None = None,
+    ) -> R: ...
 
-    def in_scope(self, fn: Callable[[EventHandle], R] | None = None) -> EventScope | R:
+    def in_scope(
+        self,
+        fn: Callable[[EventHandle], R] | None = None,
+        *,
+        id: str | None = None,
+        key: str | None = None,
+    ) -> EventScope | R:
         """
         Run a body inside this event: ``with ev.in_scope() as h:``, ``async with`` or a function.
 
         The event is emitted as started; everything emitted inside becomes its child; it ends
         as success, or failed when the body raises (the exception propagates unchanged).
-        ``fn`` gets the handle; for an async ``fn`` the result is an awaitable.
+        ``fn`` gets the handle; for an async ``fn`` the result is an awaitable. ``id`` and
+        ``key`` are as for ``emit``.
         """
         from alien_events_api._scope import EventScope  # noqa: PLC0415  (import cycle)
 
-        scope = EventScope(self)
+        _check_naming(id, key)
+        scope = EventScope(self, id=id, key=key)
         if fn is None:
             return scope
         return scope.run(fn)

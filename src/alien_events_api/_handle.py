@@ -43,6 +43,12 @@ def _check_event(event: object) -> None:
         raise TypeError(msg)
 
 
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = f"EventHandle.{name}: expected an int >= 0, got {value!r}"
+        raise TypeError(msg)
+
+
 EVENT_BASE: list[type] = [object]
 """Holds ``Event`` once ``_event`` has defined it (the two modules import each other)."""
 
@@ -53,16 +59,18 @@ class EventHandle:
     A live event: ``update`` its data, ``complete`` or ``fail`` it, or make it the parent of others.
 
     A handle remembers the bus that created it; a handle built from an id alone (for example
-    one read back from a store) uses the bus of the current context. Operations on the no-op
-    handle (``is_noop``) return at once and do nothing.
+    one read back from a store, see ``attach``) uses the bus of the current context. Its changes
+    carry its ``epoch`` and the next ``seq``. Operations on the no-op handle (``is_noop``)
+    return at once and do nothing.
     """
 
-    __slots__ = ("_bus", "_id", "_parent_id", "_seq")
+    __slots__ = ("_bus", "_epoch", "_id", "_parent_id", "_seq")
 
     _id: str
     _parent_id: str | None
     _bus: AbstractEventBus | None
     _seq: itertools.count[int] | None  # None marks the no-op handle
+    _epoch: int
 
     def __init__(
         self,
@@ -71,6 +79,7 @@ class EventHandle:
         *,
         bus: AbstractEventBus | None = None,
         next_seq: int = 1,
+        epoch: int = 0,
     ) -> None:
         if not isinstance(id, str) or not id:
             msg = f"EventHandle.id: expected a non-empty str, got {id!r}"
@@ -78,10 +87,34 @@ class EventHandle:
         if parent_id is not None and not isinstance(parent_id, str):
             msg = f"EventHandle.parent_id: expected str or None, got {parent_id!r}"
             raise TypeError(msg)
+        _check_count("next_seq", next_seq)
+        _check_count("epoch", epoch)
         self._id = id
         self._parent_id = parent_id
         self._bus = bus
         self._seq = itertools.count(next_seq)
+        self._epoch = epoch
+
+    @classmethod
+    def attach(
+        cls,
+        id: str,
+        parent_id: str | None = None,
+        *,
+        epoch: int = 1,
+        next_seq: int = 1,
+        bus: AbstractEventBus | None = None,
+    ) -> EventHandle:
+        """
+        Take over an event another process created, from its id: no new ``Created`` is sent.
+
+        Children emitted under the handle get ``id`` as their parent; ``update``, ``complete``
+        and ``fail`` send changes numbered ``(epoch, next_seq)``, ``(epoch, next_seq + 1)``...
+        Stores keep the change with the highest ``(epoch, seq)``, so each owner after the
+        creator (epoch 0) must use a higher epoch than the one before: the default 1 suits
+        one hand-over; for more, take the attempt number or ``EventTree.next_epoch(id)``.
+        """
+        return cls(id, parent_id, bus=bus, next_seq=next_seq, epoch=epoch)
 
     @classmethod
     def noop(cls) -> EventHandle:
@@ -103,6 +136,13 @@ class EventHandle:
         The id of the event's parent, or ``None`` for a root.
         """
         return None if self._seq is None else self._parent_id
+
+    @property
+    def epoch(self) -> int:
+        """
+        The epoch this handle's changes carry (0 for the creator; raised by ``attach``).
+        """
+        return self._epoch
 
     @property
     def is_noop(self) -> bool:
@@ -251,6 +291,7 @@ def noop_handle(children_parent: str | None = None) -> EventHandle:
     handle._parent_id = children_parent
     handle._bus = None
     handle._seq = None
+    handle._epoch = 0
     return handle
 
 

@@ -197,10 +197,12 @@ class EventScope(_BaseScope):
     ``EventHandlerWarning``, and the scope carries on with the real handle.
     """
 
-    __slots__ = ("_event", "_warned")
+    __slots__ = ("_event", "_id", "_key", "_warned")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, *, id: str | None = None, key: str | None = None) -> None:
         self._event = event
+        self._id = id
+        self._key = key
         self._handle = None
         self._token = None
         self._warned = False
@@ -212,7 +214,7 @@ class EventScope(_BaseScope):
 
     def _start(self) -> EventHandle:
         try:
-            handle = self._event.emit(EventState.STARTED)
+            handle = self._event.emit(EventState.STARTED, id=self._id, key=self._key)
         except EventHandlerError as error:
             handle = self._started(error)
         self._handle = handle
@@ -220,7 +222,7 @@ class EventScope(_BaseScope):
 
     async def _astart(self) -> EventHandle:
         try:
-            handle = await self._event.aemit(EventState.STARTED)
+            handle = await self._event.aemit(EventState.STARTED, id=self._id, key=self._key)
         except EventHandlerError as error:
             handle = self._started(error)
         self._handle = handle

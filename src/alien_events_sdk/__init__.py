@@ -11,6 +11,7 @@ from __future__ import annotations
 from alien_events_api import __version__
 from alien_events_api._exports import present_as_public as _present_as_public
 from alien_events_sdk._bus import Clock, EventBus, IdFactory, set_default_bus
+from alien_events_sdk._durable import ID_SCHEME_VERSION, DerivedIds, ReplayPolicy
 from alien_events_sdk._errors import (
     PluginError,
     PluginLoadError,
@@ -34,7 +35,9 @@ from alien_events_sdk._tree import EventNode, EventTree
 from alien_events_sdk._wire import converter, dump_change_line, dumps, from_dict, loads, to_dict
 
 __all__ = [
+    "ID_SCHEME_VERSION",
     "Clock",
+    "DerivedIds",
     "EventBus",
     "EventNode",
     "EventTree",
@@ -49,6 +52,7 @@ __all__ = [
     "PluginOptionError",
     "Plugins",
     "RecordingHandler",
+    "ReplayPolicy",
     "SdkError",
     "WireFormatError",
     "__version__",

@@ -145,6 +145,11 @@ _SEQ = {
     "minimum": 0,
     "description": "Per event: 0 for created, one more for each later change",
 }
+_EPOCH = {
+    "type": "integer",
+    "minimum": 0,
+    "description": "Per event: re-execution or hand-over count; (epoch, seq) orders changes",
+}
 _TIME = {"type": "string", "format": "date-time"}
 
 
@@ -168,6 +173,7 @@ def change_schema() -> dict[str, Any]:
                     "event": event_ref,
                     "state": state_ref,
                     "seq": _SEQ,
+                    "epoch": _EPOCH,
                 },
             },
             {
@@ -180,6 +186,7 @@ def change_schema() -> dict[str, Any]:
                     "updatedAt": _TIME,
                     "event": event_ref,
                     "seq": _SEQ,
+                    "epoch": _EPOCH,
                 },
             },
             {
@@ -192,6 +199,7 @@ def change_schema() -> dict[str, Any]:
                     "updatedAt": _TIME,
                     "newState": state_ref,
                     "seq": _SEQ,
+                    "epoch": _EPOCH,
                 },
             },
         ],

@@ -7,11 +7,14 @@ any duplicates, gives the same tree:
 - ``Created`` fills the fixed fields (parent, creation time) once; if copies disagree the
   earliest creation time and the smallest parent id win, so the result does not depend on
   which copy came first.
-- The event's data and its state are versioned separately by ``seq``: an ``Updated`` replaces
-  the data only if its ``seq`` is higher than the data's, a ``StateChanged`` replaces the state
-  only if its ``seq`` is higher than the state's (``Created`` counts as ``seq`` 0 for both).
-  Two different changes with the same ``seq`` (a re-execution of non-deterministic code) are
-  ordered by time, then by their text (``repr``), so the winner is the same in every order.
+- The event's data and its state are versioned separately by ``(epoch, seq)``, the change's
+  ``version``: an ``Updated`` replaces the data only if its version is higher than the data's,
+  a ``StateChanged`` replaces the state only if its version is higher than the state's
+  (``Created`` counts for both). ``epoch`` is 0 unless a durable program raised it (a retry, a
+  hand-over to another process), so a change of a later epoch wins whatever its ``seq``.
+  Two different changes with the same version (a re-execution of non-deterministic code that
+  kept its epoch) are ordered by time, then by their text (``repr``), so the winner is the
+  same in every order.
 - A change without ``seq`` (from a producer that does not send it) is applied in arrival order.
 - A child that arrives before its parent is kept as an orphan and attached when the parent
   arrives; changes for an event whose ``Created`` has not arrived are kept until it does.
@@ -45,24 +48,24 @@ _ARRIVAL = float("inf")
 _DEFAULT_TOMBSTONES = 100_000
 
 
-def _version(seq: int | None, micros: int, change: EventChange) -> tuple[Any, ...]:
-    """Order of changes to the same field: by ``seq``, then time, then text (ties only)."""
+def _version(seq: int | None, change: EventChange) -> tuple[Any, ...]:
+    """Order of changes to the same field: by epoch, ``seq``, then time, then text (ties only)."""
     if seq is None:
         return (_ARRIVAL,)
-    return (seq, micros, change)
+    return (change.epoch, seq, change.timestamp_micros, change)
 
 
 def _later(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
     if new[0] == _ARRIVAL:
         return True
-    if new[0] != old[0] or len(old) == 1:
+    if len(old) == 1:
         return bool(new[0] > old[0])
-    if new[1] != old[1]:
-        return bool(new[1] > old[1])
-    if new[2] == old[2]:
+    if new[:3] != old[:3]:
+        return new[:3] > old[:3]
+    if new[3] == old[3]:
         return False
-    # Same seq, same time, different content: any fixed order will do; repr covers every field.
-    return repr(new[2]) > repr(old[2])
+    # Same version, same time, different content: any fixed order will do; repr covers all.
+    return repr(new[3]) > repr(old[3])
 
 
 @typing.final
@@ -81,10 +84,10 @@ class EventNode:
         "_event",
         "_id",
         "_parent_id",
-        "_seq",
         "_state",
         "_state_version",
         "_updated_micros",
+        "_version",
     )
 
     def __init__(self, event_id: str) -> None:
@@ -96,7 +99,7 @@ class EventNode:
         self._event: Event | None = None
         self._state = EventState.NONE
         self._error: AlienError | None = None
-        self._seq = -1
+        self._version: tuple[int, int] = (0, -1)
         self._data_version: tuple[Any, ...] = _NO_VERSION
         self._data_micros = 0
         self._state_version: tuple[Any, ...] = _NO_VERSION
@@ -139,8 +142,18 @@ class EventNode:
 
     @property
     def seq(self) -> int:
-        """The highest ``seq`` seen for this event (0 after ``Created`` alone)."""
-        return self._seq
+        """The ``seq`` of the highest version seen for this event (0 after ``Created`` alone)."""
+        return self._version[1]
+
+    @property
+    def epoch(self) -> int:
+        """The highest ``epoch`` seen for this event (0 unless a durable program raised it)."""
+        return self._version[0]
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """The highest ``(epoch, seq)`` seen for this event."""
+        return self._version
 
     @property
     def children(self) -> list[EventNode]:
@@ -206,7 +219,8 @@ class EventNode:
             "error": None if self._error is None else error_to_dict(self._error),
             "createdAt": self._created_micros,
             "updatedAt": self._updated_micros,
-            "seq": self._seq,
+            "seq": self._version[1],
+            **({"epoch": self._version[0]} if self._version[0] else {}),
             "children": [child.to_dict() for child in self.children],
         }
 
@@ -246,6 +260,16 @@ class EventTree:
         """Return the node of an event whose ``Created`` has arrived, else ``None``."""
         node = self._nodes.get(event_id)
         return node if node is not None and node._created else None
+
+    def next_epoch(self, event_id: str) -> int:
+        """
+        Return an epoch higher than any seen for the event: for ``EventHandle.attach(epoch=...)``.
+
+        A process taking over an event from this store's view then wins over every earlier
+        owner; 1 for an event with no changes here (its creator used epoch 0).
+        """
+        node = self._nodes.get(event_id)
+        return (0 if node is None else node._version[0]) + 1
 
     @property
     def roots(self) -> list[EventNode]:
@@ -313,29 +337,29 @@ class EventTree:
         if isinstance(change, Created):
             self._apply_created(node, change)
         elif isinstance(change, Updated):
-            self._touch(node, change.timestamp_micros, change.seq)
-            version = _version(change.seq, change.timestamp_micros, change)
+            self._touch(node, change, change.seq)
+            version = _version(change.seq, change)
             if _later(version, node._data_version):
                 node._data_version, node._event = version, change.event
                 node._data_micros = change.timestamp_micros
         else:
-            self._touch(node, change.timestamp_micros, change.seq)
-            version = _version(change.seq, change.timestamp_micros, change)
+            self._touch(node, change, change.seq)
+            version = _version(change.seq, change)
             if _later(version, node._state_version):
                 node._state_version = version
                 node._state, node._error = change.new_state, change.error
 
     @staticmethod
-    def _touch(node: EventNode, micros: int, seq: int | None) -> None:
-        node._updated_micros = max(node._updated_micros, micros)
+    def _touch(node: EventNode, change: EventChange, seq: int | None) -> None:
+        node._updated_micros = max(node._updated_micros, change.timestamp_micros)
         if seq is not None:
-            node._seq = max(node._seq, seq)
+            node._version = max(node._version, (change.epoch, seq))
 
     def _apply_created(self, node: EventNode, change: Created) -> None:
         micros = change.timestamp_micros
         seq = 0 if change.seq is None else change.seq
-        self._touch(node, micros, seq)
-        version = (seq, micros, change)
+        self._touch(node, change, seq)
+        version = _version(seq, change)
         if _later(version, node._data_version):
             node._data_version, node._event = version, change.event
             node._data_micros = micros

@@ -1,5 +1,5 @@
 """
-The wire format: changes, events, states, errors and handles as Rust's serde JSON, plus ``seq``.
+The wire format: changes, events, states, errors and handles as Rust's JSON, plus seq and epoch.
 
 ``dumps``/``loads`` are the JSON text forms, ``to_dict``/``from_dict`` the JSON-ready values,
 and ``converter`` the cattrs converter that carries the same hooks, for people who extend it
@@ -106,6 +106,8 @@ def _created(change: Any) -> dict[str, Any]:
     }
     if change[6] is not None:
         out["seq"] = change[6]
+    if change[7]:
+        out["epoch"] = change[7]
     return out
 
 
@@ -118,6 +120,8 @@ def _updated(change: Any) -> dict[str, Any]:
     }
     if change[3] is not None:
         out["seq"] = change[3]
+    if change[4]:
+        out["epoch"] = change[4]
     return out
 
 
@@ -131,6 +135,8 @@ def _state_changed(change: Any) -> dict[str, Any]:
     }
     if change[4] is not None:
         out["seq"] = change[4]
+    if change[5]:
+        out["epoch"] = change[5]
     return out
 
 
@@ -142,7 +148,7 @@ _CHANGE_WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 
 
 def change_to_dict(change: EventChange) -> dict[str, Any]:
-    """Return a change as its wire dict: ``"type"`` first, camelCase keys, ``seq`` last."""
+    """Return a change as its wire dict: ``"type"`` first, camelCase keys, seq and epoch last."""
     return _CHANGE_WRITERS[change.__class__](change)
 
 
@@ -240,6 +246,15 @@ def _seq(data: Mapping[str, Any], path: str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise WireFormatError(_join(path, "seq"), f"expected an integer >= 0, got {_json_kind(value)}")
+
+
+def _epoch(data: Mapping[str, Any], path: str) -> int:
+    value = data.get("epoch", 0)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise WireFormatError(
+        _join(path, "epoch"), f"expected an integer >= 0, got {_json_kind(value)}"
+    )
 
 
 def _bool(value: Any, path: str) -> bool:
@@ -349,16 +364,27 @@ def change_from_dict(data: Any, path: str = "") -> EventChange:
         event = event_from_dict(_field(values, "event", path), _join(path, "event"))
         state, error = state_from_json(_field(values, "state", path), _join(path, "state"))
         return Created.unchecked(
-            change_id, parent, created, event, state, error, _seq(values, path)
+            change_id,
+            parent,
+            created,
+            event,
+            state,
+            error,
+            _seq(values, path),
+            _epoch(values, path),
         )
     if kind == "updated":
         updated = parse_micros(_field(values, "updatedAt", path), _join(path, "updatedAt"))
         event = event_from_dict(_field(values, "event", path), _join(path, "event"))
-        return Updated.unchecked(change_id, updated, event, _seq(values, path))
+        return Updated.unchecked(
+            change_id, updated, event, _seq(values, path), _epoch(values, path)
+        )
     if kind == "stateChanged":
         updated = parse_micros(_field(values, "updatedAt", path), _join(path, "updatedAt"))
         state, error = state_from_json(_field(values, "newState", path), _join(path, "newState"))
-        return StateChanged.unchecked(change_id, updated, state, error, _seq(values, path))
+        return StateChanged.unchecked(
+            change_id, updated, state, error, _seq(values, path), _epoch(values, path)
+        )
     raise WireFormatError(
         _join(path, "type"), f'expected "created", "updated" or "stateChanged", got {kind!r}'
     )

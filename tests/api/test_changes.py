@@ -76,7 +76,7 @@ def one_of_each() -> list:
 
 class TestConstruction:
     def test_created_fields_and_defaults(self):
-        """``Created`` keeps its fields; parent, error default to ``None``, state to NONE, seq 0."""
+        """``Created`` keeps its fields; parent, error default to ``None``, state NONE, seq/epoch 0."""
         change = created()
         assert {
             "id": "e1",
@@ -86,11 +86,18 @@ class TestConstruction:
             "state": EventState.NONE,
             "error": None,
             "seq": 0,
+            "epoch": 0,
         } == change.as_dict()
 
     def test_updated_fields_and_defaults(self):
         """``Updated`` keeps its fields; seq defaults to 1."""
-        assert {"id": "e1", "updated_at": WHEN, "event": EVENT, "seq": 1} == updated().as_dict()
+        assert {
+            "id": "e1",
+            "updated_at": WHEN,
+            "event": EVENT,
+            "seq": 1,
+            "epoch": 0,
+        } == updated().as_dict()
 
     def test_state_changed_fields_and_defaults(self):
         """``StateChanged`` keeps its fields; error defaults to ``None`` and seq to 1."""
@@ -100,6 +107,7 @@ class TestConstruction:
             "new_state": EventState.SUCCESS,
             "error": None,
             "seq": 1,
+            "epoch": 0,
         } == state_changed().as_dict()
 
     @pytest.mark.parametrize("kind", KINDS)
@@ -240,9 +248,11 @@ class TestRecordBehaviour:
 
     def test_repr_names_every_field(self):
         """The repr names the record and each field with its value, in field order."""
-        text = repr(state_changed(seq=4))
+        text = repr(state_changed(seq=4, epoch=2))
         assert text.startswith("StateChanged(id='e1', updated_at=datetime.datetime(2024, 5, 6,")
-        assert text.endswith("new_state=<EventState.SUCCESS: 'success'>, error=None, seq=4)")
+        assert text.endswith(
+            "new_state=<EventState.SUCCESS: 'success'>, error=None, seq=4, epoch=2)"
+        )
 
     def test_match_patterns(self):
         """Changes work in ``match`` statements, by keyword and by position."""
