@@ -8,6 +8,7 @@ import contextlib
 import io
 import pathlib
 import re
+import subprocess
 import sys
 import types
 
@@ -58,3 +59,40 @@ def test_handler_example_prints_the_created_change():
     printed = run_example(98, source)
     assert printed.startswith("Creating event ")
     assert printed.endswith(" with parent None\n")
+
+
+def test_durable_example_runs_across_two_processes(tmp_path):
+    """The durable example starts in one process and finishes in another, into one tree."""
+    from alien_events_jsonl import read_changes
+    from alien_events_sdk import DerivedIds, EventTree
+
+    source = next(b for b in BLOCKS if "durable.py: start an operation" in b)
+    script = tmp_path / "durable.py"
+    script.write_text(source, encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+
+    def run(phase: str) -> None:
+        subprocess.run(
+            [sys.executable, str(script), phase, "run-42", str(events)], check=True, timeout=60
+        )
+
+    run("start")
+    after_start = EventTree(read_changes(events))
+    run("finish")
+    tree = EventTree(read_changes(events))
+
+    ids = DerivedIds("run-42")
+    parent_id = ids.id_for(None, "BuildingStack")
+    assert after_start.get(parent_id).state.value == "started"
+    (root,) = tree.roots
+    assert (root.id, root.state.value, root.epoch) == (parent_id, "success", 1)
+    assert [(child.event.__event_tag__, child.id) for child in root.children] == [
+        ("BuildingImage", ids.id_for(parent_id, "BuildingImage")),
+        ("PushingImage", ids.id_for(parent_id, "PushingImage")),
+    ]
+    run("finish")  # a retried step makes the same ids: no new event, nothing else changes
+
+    def shape(tree: EventTree) -> list[tuple[object, ...]]:
+        return [(n.id, n.parent_id, n.event, n.state, n.error) for n in tree]
+
+    assert shape(EventTree(read_changes(events))) == shape(tree)

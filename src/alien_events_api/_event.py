@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform, o
 import attrs
 
 from alien_events_api._context import current_bus_var, current_parent_var, process, resolve_bus
-from alien_events_api._handle import EVENT_BASE, NOOP_HANDLE, EventHandle
+from alien_events_api._handle import NOOP_HANDLE, EventHandle, set_event_base
 from alien_events_api._state import EventState
 from alien_events_api._validation import checked_frozen
 
@@ -212,7 +212,7 @@ class Event:
         return scope.run(fn)
 
 
-EVENT_BASE[0] = Event
+set_event_base(Event)
 
 
 def event_field(

@@ -35,7 +35,7 @@ def _error_from(error: AlienError | BaseException) -> AlienError:
 
 
 def _check_event(event: object) -> None:
-    if not isinstance(event, EVENT_BASE[0]):
+    if not isinstance(event, _EventBase):
         msg = (
             f"update() takes an event (an Event subclass such as AlienEvent.BuildingStack), "
             f"got {type(event).__name__}"
@@ -49,8 +49,14 @@ def _check_count(name: str, value: object) -> None:
         raise TypeError(msg)
 
 
-EVENT_BASE: list[type] = [object]
-"""Holds ``Event`` once ``_event`` has defined it (the two modules import each other)."""
+_EventBase: type = object
+"""``Event``, once ``_event`` has defined it (the two modules import each other)."""
+
+
+def set_event_base(cls: type) -> None:
+    """Record the ``Event`` class, for the checks in ``update`` (called once, by ``_event``)."""
+    global _EventBase  # noqa: PLW0603  (set once at import; a module global is the fastest lookup)
+    _EventBase = cls
 
 
 @typing.final
@@ -171,7 +177,7 @@ class EventHandle:
         """
         Replace the event's data (an ``Updated`` change), for live progress.
         """
-        if not isinstance(event, EVENT_BASE[0]):
+        if not isinstance(event, _EventBase):
             _check_event(event)
         if self._seq is None:
             return
