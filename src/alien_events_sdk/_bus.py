@@ -375,13 +375,12 @@ class EventBus(AbstractEventBus):
             raise TypeError(msg)
         return made
 
-    def emit_event(
+    def emit_event(  # noqa: PLR0917  (positional: cheaper to call)
         self,
         event: Event,
         parent_id: str | None,
         state: EventState,
         error: AlienError | None,
-        *,
         id: str | None = None,
         key: str | None = None,
     ) -> EventHandle:
@@ -428,13 +427,12 @@ class EventBus(AbstractEventBus):
         with contextlib.suppress(Exception):
             await self.achange_state(handle, EventState.FAILED, cancelled_error(exc))
 
-    async def aemit_event(
+    async def aemit_event(  # noqa: PLR0917  (positional: cheaper to call)
         self,
         event: Event,
         parent_id: str | None,
         state: EventState,
         error: AlienError | None,
-        *,
         id: str | None = None,
         key: str | None = None,
     ) -> EventHandle:
