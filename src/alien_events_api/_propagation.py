@@ -26,6 +26,7 @@ TOKEN_KEY = "alien-events-parent"  # noqa: S105  (a header name, not a secret)
 
 TOKEN_VERSION = "1"  # noqa: S105  (a format version, not a secret)
 _TOKEN = re.compile(r"(?P<version>[0-9a-z]+)-(?P<parent>[!-~]+)")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MAX_TOKEN = 4096
 
 
@@ -36,7 +37,14 @@ def format_token(parent_id: str) -> str:
     if not isinstance(parent_id, str) or not parent_id:
         msg = f"parent_id must be a non-empty str, got {parent_id!r}"
         raise TypeError(msg)
-    return f"{TOKEN_VERSION}-{quote(parent_id, safe='')}"
+    token = f"{TOKEN_VERSION}-{quote(parent_id, safe='')}"
+    if len(token) > _MAX_TOKEN:
+        msg = (
+            f"parent id of {len(parent_id)} characters makes a token of {len(token)}, over the "
+            f"{_MAX_TOKEN} that readers accept; use shorter ids for events that cross processes"
+        )
+        raise ValueError(msg)
+    return token
 
 
 def parse_token(token: str) -> str:
@@ -58,6 +66,8 @@ def parse_token(token: str) -> str:
             f"version {match['version']!r} is not supported (this library reads "
             f"{TOKEN_VERSION!r}; upgrade alien-events-api)",
         )
+    if _BAD_ESCAPE.search(match["parent"]):
+        raise PropagationTokenError(token, "a '%' not followed by two hex digits")
     try:
         parent_id = unquote(match["parent"], errors="strict")
     except UnicodeDecodeError as exc:
@@ -85,7 +95,8 @@ def extract(carrier: Mapping[str, str], *, key: str = TOKEN_KEY) -> ParentScope:
     Events emitted inside become children of the event the token names, in this process,
     without re-creating it; the scope's handle is that event attached (``EventHandle.attach``).
     A carrier without the key gives a scope that keeps the current parent. A malformed token
-    raises ``PropagationTokenError``. Nothing happens until the scope is entered.
+    raises ``PropagationTokenError`` at once; otherwise nothing happens until the scope is
+    entered.
     """
     token = carrier.get(key)
     if token is None:

@@ -22,7 +22,7 @@ from alien_events_api import UnknownEvent
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from alien_events_api import Event, EventChange, HandlerLike
+    from alien_events_api import Event, EventChange
     from alien_events_sdk._dispatch import Dispatcher
 
 ID_SCHEME_VERSION = 1
@@ -114,15 +114,6 @@ class ReplayGate:
         self._dispatcher = dispatcher
         self._is_replaying = is_replaying
 
-    @property
-    def handlers(self) -> tuple[HandlerLike, ...]:
-        """The handlers, in delivery order."""
-        return self._dispatcher.handlers
-
-    def set_handlers(self, handlers: tuple[HandlerLike, ...]) -> None:
-        """Replace the handlers of the wrapped dispatcher."""
-        self._dispatcher.set_handlers(handlers)
-
     def deliver(self, change: EventChange) -> None:
         """Deliver unless replaying."""
         if not self._is_replaying():
@@ -132,8 +123,3 @@ class ReplayGate:
         """Async twin of ``deliver``."""
         if not self._is_replaying():
             await self._dispatcher.adeliver(change)
-
-    @property
-    def inner(self) -> Dispatcher:
-        """The dispatcher that really delivers."""
-        return self._dispatcher
