@@ -12,9 +12,10 @@ any duplicates, gives the same tree:
   a ``StateChanged`` replaces the state only if its version is higher than the state's
   (``Created`` counts for both). ``epoch`` is 0 unless a durable program raised it (a retry, a
   hand-over to another process), so a change of a later epoch wins whatever its ``seq``.
-  Two different changes with the same version (a re-execution of non-deterministic code that
-  kept its epoch) are ordered by time, then by their text (``repr``), so the winner is the
-  same in every order.
+  Two different changes with the same version (a re-execution that kept its epoch) are
+  ordered so the winner is the same in every order: a ``CANCELLED`` ending loses (a process
+  interrupted mid-scope is not an outcome; its re-execution's ending at the same version is),
+  then the later time wins, then the larger text (``repr``).
 - A change without ``seq`` (from a producer that does not send it) is applied in arrival order.
 - A child that arrives before its parent is kept as an orphan and attached when the parent
   arrives; changes for an event whose ``Created`` has not arrived are kept until it does.
@@ -49,10 +50,18 @@ _DEFAULT_TOMBSTONES = 100_000
 
 
 def _version(seq: int | None, change: EventChange) -> tuple[Any, ...]:
-    """Order of changes to the same field: by epoch, ``seq``, then time, then text (ties only)."""
+    """Order of changes to one field: epoch, seq; then an interruption loses, later time wins."""
     if seq is None:
         return (_ARRIVAL,)
-    return (change.epoch, seq, change.timestamp_micros, change)
+    return (change.epoch, seq, not _is_interruption(change), change.timestamp_micros, change)
+
+
+def _is_interruption(change: EventChange) -> bool:
+    """Whether the change ends the event as ``CANCELLED`` (a scope cut short, not an outcome)."""
+    error = change[3] if change.__class__ is StateChanged else None
+    if change.__class__ is Created:
+        error = change[5]
+    return error is not None and error.code == "CANCELLED"
 
 
 def _later(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
@@ -60,12 +69,12 @@ def _later(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:
         return True
     if len(old) == 1:
         return bool(new[0] > old[0])
-    if new[:3] != old[:3]:
-        return new[:3] > old[:3]
-    if new[3] == old[3]:
+    if new[:4] != old[:4]:
+        return new[:4] > old[:4]
+    if new[4] == old[4]:
         return False
     # Same version, same time, different content: any fixed order will do; repr covers all.
-    return repr(new[3]) > repr(old[3])
+    return repr(new[4]) > repr(old[4])
 
 
 @typing.final
