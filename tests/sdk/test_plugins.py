@@ -57,13 +57,15 @@ from alien_events_sdk import (
 from alien_events_sdk.testing import shape
 from alien_events_structlog import StructlogHandler
 
-REAL = ["console", "jsonl", "structlog"]
+REAL = ["console", "jsonl", "postgres", "structlog"]
 CONSOLE_VERSION = importlib.metadata.version("alien-events-console")
 JSONL_VERSION = importlib.metadata.version("alien-events-jsonl")
+POSTGRES_VERSION = importlib.metadata.version("alien-events-postgres")
 STRUCTLOG_VERSION = importlib.metadata.version("alien-events-structlog")
 REAL_INFOS = [
     PluginInfo("console", "alien-events-console", CONSOLE_VERSION, ("console",)),
     PluginInfo("jsonl", "alien-events-jsonl", JSONL_VERSION, ("jsonl",)),
+    PluginInfo("postgres", "alien-events-postgres", POSTGRES_VERSION, ("postgres",)),
     PluginInfo("structlog", "alien-events-structlog", STRUCTLOG_VERSION, ("structlog",)),
 ]
 
@@ -311,7 +313,7 @@ class TestDiscovery:
             PluginInfo("acme", "acme-alien-plugin", "1.2.3", ("acme",)),
             *REAL_INFOS,
         ] == list(found.plugins)
-        assert ["acme", "console", "jsonl", "structlog"] == sorted(found.factories)
+        assert ["acme", "console", "jsonl", "postgres", "structlog"] == sorted(found.factories)
 
     def test_third_party_handler_is_selected_by_name_and_receives_changes(self, fake):
         """from_plugins(["acme"]) builds the third-party handler, which then gets every change."""
@@ -385,7 +387,7 @@ class TestBrokenPlugins:
         fake.broken()
         fake.acme()
         found = installed_plugins()
-        assert ["acme", "console", "jsonl", "structlog"] == [
+        assert ["acme", "console", "jsonl", "postgres", "structlog"] == [
             info.entry_point for info in found.plugins
         ]
         (failure,) = found.failures
@@ -867,7 +869,7 @@ class TestUnknownNames:
         with pytest.raises(PluginNotFoundError) as caught:
             EventBus.from_plugins(["jsnol"])
         assert (
-            "no alien-events handler plugin named 'jsnol'; installed: console, jsonl, structlog"
+            "no alien-events handler plugin named 'jsnol'; installed: console, jsonl, postgres, structlog"
             == str(caught.value)
         )
         assert ("jsnol", REAL) == (caught.value.name, caught.value.installed)
@@ -877,7 +879,7 @@ class TestUnknownNames:
         fake.acme()
         with pytest.raises(PluginNotFoundError) as caught:
             EventBus.from_env({"ALIEN_EVENTS_HANDLERS": "structlog,nope"})
-        assert ["acme", "console", "jsonl", "structlog"] == caught.value.installed
+        assert ["acme", "console", "jsonl", "postgres", "structlog"] == caught.value.installed
 
     def test_unknown_name_with_nothing_installed_says_what_to_install(self):
         """With no plugin installed the error suggests installing one."""

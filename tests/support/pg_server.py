@@ -133,7 +133,9 @@ class PostgresServer:
         *,
         dsn: str | None = None,
         startup_timeout: float = 60.0,
+        durable: bool = False,
     ) -> None:
+        self.durable = durable  # keep fsync and synchronous commit on (for benchmarks)
         self.bin_dir = bin_dir
         self.dsn = dsn or ""
         self.port = int(conninfo_to_dict(dsn).get("port") or 5432) if dsn else 0
@@ -247,10 +249,9 @@ class PostgresServer:
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
             "unix_socket_directories": str(self.temp_dir),
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
         }
+        if not self.durable:
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         with self._log_file("w") as log:  # afresh: an earlier try's "could not bind" is past
             self._process = subprocess.Popen(
