@@ -295,7 +295,7 @@ class TestHelp:
                 ["demo", "--speed", "2", "--pause", "0"],
                 "argument --pause: not allowed with argument --speed",
             ),
-            (["view"], "the following arguments are required: FILE"),
+            (["view"], "give a JSON-lines FILE or --postgres DSN (one of the two)"),
             (
                 ["view", "x.jsonl", "--json", "--mode", "plain"],
                 "argument --mode: not allowed with argument --json",

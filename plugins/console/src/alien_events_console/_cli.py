@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 from alien_events_api import EventHandlerError, EventState
 from alien_events_console._demo import DEFAULT_PAUSE, DemoError, run_demo
 from alien_events_console._handler import ConsoleHandler
-from alien_events_jsonl import BadLineError, read_changes
+from alien_events_console._sources import (
+    SourceError,
+    UsageError,
+    ViewSource,
+    file_source,
+    postgres_source,
+)
+from alien_events_jsonl import BadLineError
 from alien_events_sdk import EventBus, EventTree, PluginError, installed_plugins, json_schema
 
 if TYPE_CHECKING:
@@ -46,12 +53,6 @@ exit codes:
   2    usage or configuration error (bad argument, missing file, unknown plugin, bad plugin option)
   130  interrupted (Ctrl-C); view --follow exits 0, since Ctrl-C is how it stops
 """
-
-
-class UsageError(Exception):
-    """
-    A command was given arguments that cannot work together, or a file it cannot use (exit 2).
-    """
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -198,17 +199,29 @@ def _add_view(commands: Any) -> None:
             "JSON. A file cut short by a crash is fine: its torn last line is left out and\n"
             "reported; a corrupt line is skipped with a warning (or, with --strict, stops the\n"
             "view with exit code 1). With --follow, keep watching the file as it grows, until\n"
-            "Ctrl-C or --idle-timeout."
+            "Ctrl-C or --idle-timeout. With --postgres, read the events a PostgreSQL store\n"
+            "holds (all roots, or --root's tree); --follow then shows each change as it commits."
         ),
         epilog=(
             "examples:\n"
             "  alien-events view alien-events-demo.jsonl\n"
             "  alien-events view --json events.jsonl > tree.json\n"
-            "  alien-events view --follow events.jsonl\n\n" + EXIT_CODES
+            "  alien-events view --follow events.jsonl\n"
+            "  alien-events view --postgres postgresql://localhost/app --follow\n\n" + EXIT_CODES
         ),
         formatter_class=_formatter,
     )
-    view.add_argument("file", metavar="FILE", type=pathlib.Path, help="a JSON-lines file")
+    view.add_argument(
+        "file", metavar="FILE", type=pathlib.Path, nargs="?", help="a JSON-lines file"
+    )
+    view.add_argument(
+        "--postgres",
+        metavar="DSN",
+        help="read the PostgreSQL store at DSN instead of a file (needs alien-events-postgres)",
+    )
+    view.add_argument(
+        "--root", metavar="ID", help="with --postgres: only the tree under this root event"
+    )
     output = view.add_mutually_exclusive_group()
     output.add_argument(
         "--mode",
@@ -428,39 +441,12 @@ def _start_fresh(path: pathlib.Path) -> None:
         raise UsageError(f"--jsonl {path}: cannot replace it: {exc.strerror}") from None
 
 
-def _check_readable(path: pathlib.Path) -> None:
-    try:
-        with path.open("rb"):
-            pass
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a JSON-lines file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
-
-
 def _view(args: argparse.Namespace) -> int:
     prog = f"{PROG} view"
     if args.idle_timeout is not None and not args.follow:
         raise UsageError("--idle-timeout applies only with --follow")
-    path: pathlib.Path = args.file
-    _check_readable(path)
     notes: list[str] = []
-
-    def on_error(error: BadLineError) -> None:
-        if error.torn:
-            notes.append(f"note: {error} (left out: the run that wrote it stopped mid-line)")
-        else:
-            notes.append(f"warning: {error} (skipped; --strict stops at it)")
-
-    changes = read_changes(
-        path,
-        follow=args.follow,
-        strict=args.strict,
-        on_error=on_error,
-        idle_timeout=args.idle_timeout,
-    )
+    source = _view_source(args, notes)
     tree = EventTree()
     clock = _ReplayClock()
     handlers: list[Any] = [clock, tree]
@@ -470,7 +456,7 @@ def _view(args: argparse.Namespace) -> int:
         handlers.append(_view_console(args.mode, None if args.follow else clock))
     bus = EventBus(handlers)
     try:
-        code, failure = _replay(changes, bus, follow=args.follow)
+        code, failure = _replay(source.changes, bus, follow=args.follow)
     finally:
         closed = _close(bus, prog)
     if args.json:
@@ -479,8 +465,36 @@ def _view(args: argparse.Namespace) -> int:
         _note(note)
     if code != OK:
         return _error(prog, failure, code)
-    _report_unfinished(path, tree, follow=args.follow)
+    _report_unfinished(source.label, tree, follow=args.follow)
     return closed
+
+
+def _view_source(args: argparse.Namespace, notes: list[str]) -> ViewSource:
+    """The source ``view`` reads: the file, or the PostgreSQL store (exactly one)."""
+    if (args.file is None) == (args.postgres is None):
+        raise UsageError("give a JSON-lines FILE or --postgres DSN (one of the two)")
+    if args.postgres is not None:
+        if args.strict:
+            raise UsageError("--strict applies only to a JSON-lines file")
+        return postgres_source(
+            args.postgres, root=args.root, follow=args.follow, idle_timeout=args.idle_timeout
+        )
+    if args.root is not None:
+        raise UsageError("--root applies only with --postgres")
+
+    def on_error(error: BadLineError) -> None:
+        if error.torn:
+            notes.append(f"note: {error} (left out: the run that wrote it stopped mid-line)")
+        else:
+            notes.append(f"warning: {error} (skipped; --strict stops at it)")
+
+    return file_source(
+        args.file,
+        follow=args.follow,
+        strict=args.strict,
+        idle_timeout=args.idle_timeout,
+        on_error=on_error,
+    )
 
 
 @typing.final
@@ -519,7 +533,7 @@ def _replay(changes: Iterator[EventChange], bus: EventBus, *, follow: bool) -> t
     try:
         for change in changes:
             bus.publish(change)
-    except BadLineError as exc:
+    except (BadLineError, SourceError) as exc:
         return FAILED, str(exc)
     except EventHandlerError as exc:
         return FAILED, f"a handler failed: {exc}"
@@ -533,9 +547,9 @@ def _replay(changes: Iterator[EventChange], bus: EventBus, *, follow: bool) -> t
     return OK, ""
 
 
-def _report_unfinished(path: pathlib.Path, tree: EventTree, *, follow: bool) -> None:
+def _report_unfinished(label: str, tree: EventTree, *, follow: bool) -> None:
     if len(tree) == 0:
-        _note(f"note: {path} holds no events yet")
+        _note(f"note: {label} holds no events yet")
         return
     running = sum(1 for node in tree if node.state is EventState.STARTED)
     running += sum(
@@ -544,7 +558,7 @@ def _report_unfinished(path: pathlib.Path, tree: EventTree, *, follow: bool) -> 
     if running and not follow:
         events = "event was" if running == 1 else "events were"
         _note(
-            f"note: {running} {events} still running when {path} ended "
+            f"note: {running} {events} still running when {label} ended "
             "(the run stopped early, or is still going: watch it with --follow)"
         )
 
