@@ -279,6 +279,57 @@ def test_a_pool_lends_the_connections(postgres_dsn):
     assert pool.lent >= 2
 
 
+class OneConnectionPool:
+    """A pool lending one connection (not in autocommit) again and again; notes how it comes back."""
+
+    def __init__(self, dsn):
+        self.lent = psycopg.connect(dsn)
+        self.returned = []
+
+    @contextlib.contextmanager
+    def connection(self):
+        try:
+            yield self.lent
+        finally:
+            status = self.lent.info.transaction_status.name
+            self.returned.append((self.lent.autocommit, status))
+
+
+def test_a_pooled_connection_is_committed_per_change_and_handed_back_as_lent(postgres_dsn):
+    """Each change through a non-autocommit connection is durable on return; it comes back idle."""
+    pool = OneConnectionPool(postgres_dsn)
+    with PostgresEventHandler(pool=pool) as handler, EventBus([handler]):
+        started = Work(n=1).emit(EventState.STARTED)
+        assert 1 == count(postgres_dsn)
+        with pytest.raises(EventHandlerError, match="unsupported Unicode escape"):
+            Work(n=2, note="\x00").emit()
+        started.complete()
+        assert 1 == count(postgres_dsn, where="state = 'success'")
+    pool.lent.close()
+    assert len(pool.returned) >= 3
+    assert {(False, "IDLE")} == set(pool.returned)
+
+
+def test_a_given_connection_s_transaction_settings_are_kept(postgres_dsn):
+    """A connection asking for read-only transactions gets them: the write is refused, not forced."""
+    with PostgresEventHandler(postgres_dsn) as handler, EventBus([handler]):
+        Work(n=1).emit()  # the table exists
+    with psycopg.connect(postgres_dsn) as connection:
+        connection.read_only = True
+        handler = PostgresEventHandler(connection=connection)
+        with EventBus([handler]), pytest.raises(EventHandlerError, match="read-only transaction"):
+            Work(n=2).emit()
+    assert 1 == count(postgres_dsn)
+
+
+def test_the_statement_per_change_is_short_enough_for_psycopg_to_keep_its_parse():
+    """The call sent per change stays under psycopg's cached-statement length (parsed once)."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    handler = PostgresEventHandler("postgresql://localhost/never-connected", table="t" * 40)
+    assert len(handler.statements.upsert) <= MAX_CACHED_STATEMENT_LENGTH
+
+
 @pytest.mark.parametrize("sources", [{}, {"dsn": "x", "pool": TinyPool("x")}])
 def test_exactly_one_source_is_required(sources):
     """Giving none, or two, of dsn/connection/pool is refused."""

@@ -7,6 +7,7 @@ migrated when older.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,18 @@ import threading
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
-from alien_events_api import Event, EventHandlerError, event_type
+from alien_events_api import (
+    AlienError,
+    Created,
+    Event,
+    EventHandlerError,
+    EventState,
+    StateChanged,
+    event_type,
+)
 from alien_events_postgres import (
     SCHEMA_VERSION,
     PostgresEventHandler,
@@ -47,6 +58,8 @@ COLUMNS = [
     "state_seq",
     "state_at",
     "state_tie",
+    "data_rank",
+    "state_rank",
 ]
 
 
@@ -232,3 +245,73 @@ def test_an_older_schema_is_migrated_and_keeps_its_rows(postgres_dsn):
     assert SCHEMA_VERSION == version(postgres_dsn)
     assert "alien_events_parent_id_idx" in indexes(postgres_dsn)
     assert [(2,)] == query(postgres_dsn, "SELECT count(*) FROM alien_events")
+
+
+AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def stored_at_v2(event_id, data_change, state_change):
+    """A row as version 2 stored it, its data and its state set by these changes (seq 2, at AT)."""
+    error = state_change.error
+    return {
+        "id": event_id,
+        "created_at": AT,
+        "updated_at": AT,
+        "data": Jsonb({"type": "PgSchemaWork", "n": 1}),
+        "state": EventState.FAILED.value if error else EventState.SUCCESS.value,
+        "error": None if error is None else Jsonb({"code": error.code, "message": error.message}),
+        **{f"data_{k}": v for k, v in (("epoch", 0), ("seq", 2), ("at", AT))},
+        **{f"state_{k}": v for k, v in (("epoch", 0), ("seq", 2), ("at", AT))},
+        "data_tie": repr(data_change),
+        "state_tie": repr(state_change),
+    }
+
+
+def test_a_version_2_table_gets_its_tie_ranks_and_function(postgres_dsn):
+    """Migrating from v2 ranks stored CANCELLED endings 0 (data too for a Created's), others 1."""
+    cancelled = AlienError(code="CANCELLED", message="cancelled (evicted)")
+    created = Created(id="x", created_at=AT, event=Work(n=1), seq=2, state=EventState.STARTED)
+    created_cancelled = created.replace(state=EventState.FAILED, error=cancelled)
+    ended = StateChanged(id="x", updated_at=AT, new_state=EventState.SUCCESS, seq=2)
+    ended_cancelled = ended.replace(new_state=EventState.FAILED, error=cancelled)
+    rows = [
+        stored_at_v2("ended-cancelled", created, ended_cancelled),
+        stored_at_v2("created-cancelled", created_cancelled, created_cancelled),
+        stored_at_v2("data-from-a-cancelled-created", created_cancelled, ended),
+        stored_at_v2("plain", created, ended),
+    ]
+    with psycopg.connect(postgres_dsn) as connection:
+        assert 2 == ensure_schema(connection, target=2)
+        for row in rows:
+            connection.execute(
+                sql.SQL("INSERT INTO alien_events ({}) VALUES ({})").format(
+                    sql.SQL(", ").join(map(sql.Identifier, row)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(row)),
+                ),
+                [*row.values()],
+            )
+        assert SCHEMA_VERSION == ensure_schema(connection)
+    assert [
+        ("created-cancelled", 0, 0),
+        ("data-from-a-cancelled-created", 0, 1),
+        ("ended-cancelled", 1, 0),
+        ("plain", 1, 1),
+    ] == query(postgres_dsn, "SELECT id, data_rank, state_rank FROM alien_events ORDER BY id")
+    late_success = ended.replace(id="ended-cancelled", updated_at=AT - dt.timedelta(seconds=1))
+    with PostgresEventHandler(postgres_dsn) as handler:
+        handler.on_event_change(late_success)  # same version, earlier: wins over the CANCELLED
+    assert [("success",)] == query(
+        postgres_dsn, "SELECT state FROM alien_events WHERE id = 'ended-cancelled'"
+    )
+
+
+def test_the_longest_table_name_gets_its_own_upsert_function(postgres_dsn):
+    """A 40-character table name still fits its function's name (63-byte limit) and takes writes."""
+    table = "t" * 40
+    with PostgresEventHandler(postgres_dsn, table=table) as handler, EventBus([handler]):
+        Work(n=1).emit()
+    name = f"{table}_upsert_change"
+    assert [(name,)] == query(
+        postgres_dsn, "SELECT proname FROM pg_proc WHERE proname = %s", (name,)
+    )
+    assert 1 == len(load_tree(postgres_dsn, table=table))

@@ -14,6 +14,8 @@ import threading
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -30,6 +32,8 @@ from alien_events_postgres import PostgresEventHandler, ensure_schema, load_tree
 from alien_events_sdk import EventTree
 
 T0 = dt.datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=dt.UTC)
+CANCELLED = AlienError(code="CANCELLED", message="cancelled (evicted)", retryable=True)
+TABLES = itertools.count()
 
 
 @event_type(tag="PgRulesWork")
@@ -44,13 +48,14 @@ def at(k: int) -> dt.datetime:
     return T0 + dt.timedelta(microseconds=k)
 
 
-def created(event_id, parent=None, *, k=0, n=0, state=EventState.NONE, seq=0, epoch=0):
+def created(event_id, parent=None, *, k=0, n=0, state=EventState.NONE, seq=0, epoch=0, error=None):
     return Created(
         id=event_id,
         parent_id=parent,
         created_at=at(k),
         event=Work(n=n),
         state=state,
+        error=error,
         seq=seq,
         epoch=epoch,
     )
@@ -290,3 +295,101 @@ def test_every_order_of_a_small_run_gives_the_same_rows(postgres_dsn):
                 handler.on_event_change(change)
             assert expected == rows(postgres_dsn, "shuffled"), order
     assert_agrees_with_tree(postgres_dsn, changes, table="clean")
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+@pytest.mark.parametrize("cancel_k", [1, 5, 9])
+def test_a_cancelled_ending_loses_a_tie_to_a_success_whatever_the_times(
+    postgres_dsn, cancel_first, cancel_k
+):
+    """At one version a CANCELLED failure loses to a success: earlier, same or later, any order."""
+    cancelled = moved("job", EventState.FAILED, seq=2, k=cancel_k, error=CANCELLED)
+    success = moved("job", EventState.SUCCESS, seq=2, k=5)
+    pair = [cancelled, success] if cancel_first else [success, cancelled]
+    changes = [created("job", state=EventState.STARTED), *pair]
+    write(postgres_dsn, changes)
+    row = rows(postgres_dsn)["job"]
+    assert ("success", None, 1) == (row["state"], row["error"], row["state_rank"])
+    assert_agrees_with_tree(postgres_dsn, changes)
+
+
+def test_a_cancelled_ending_still_wins_at_a_higher_version(postgres_dsn):
+    """The rank only breaks ties: a CANCELLED failure beats a success of a lower seq, any time."""
+    changes = [
+        created("job", state=EventState.STARTED),
+        moved("job", EventState.FAILED, seq=3, k=1, error=CANCELLED),
+        moved("job", EventState.SUCCESS, seq=2, k=9),
+    ]
+    write(postgres_dsn, changes)
+    row = rows(postgres_dsn)["job"]
+    assert ("failed", "CANCELLED", 0) == (row["state"], row["error"]["code"], row["state_rank"])
+    assert_agrees_with_tree(postgres_dsn, changes)
+
+
+def test_a_cancelled_created_loses_its_data_and_state_to_a_tie(postgres_dsn):
+    """A Created ending CANCELLED ranks low for data too (as in the tree): an Updated at 0 wins."""
+    changes = [
+        created("job", k=5, n=1, state=EventState.FAILED, error=CANCELLED),
+        updated("job", 2, seq=0, k=1),
+        moved("job", EventState.STARTED, seq=0, k=1),
+    ]
+    for order, table in ((changes, "forward"), (changes[::-1], "backward")):
+        write(postgres_dsn, order, table=table)
+        row = rows(postgres_dsn, table)["job"]
+        got = row["data"]["n"], row["state"], row["data_rank"], row["state_rank"]
+        assert (2, "started", 1, 1) == got
+        assert_agrees_with_tree(postgres_dsn, order, table=table)
+
+
+@st.composite
+def tied_histories(draw):
+    """
+    Two events' changes crowded onto few versions and times, CANCELLED endings among them.
+
+    Every event also gets a CANCELLED failure and another ending at one same version, and a
+    re-executed Created (another time, maybe ending CANCELLED) at version (epoch, 0).
+    """
+    versions = st.tuples(st.integers(0, 1), st.integers(0, 2))
+    boom = AlienError(code="E", message="boom")
+    endings = st.sampled_from(
+        [(EventState.SUCCESS, None), (EventState.FAILED, CANCELLED), (EventState.FAILED, boom)]
+    )
+    changes = []
+    for event_id, parent in (("root", None), ("kid", "root")):
+        for k in draw(st.lists(st.integers(0, 3), min_size=1, max_size=2)):  # re-executed Created
+            state, error = draw(endings)
+            epoch = draw(st.integers(0, 1))
+            changes.append(
+                created(event_id, parent, k=k, n=k, state=state, epoch=epoch, error=error)
+            )
+        (epoch, seq), k, other = draw(versions), draw(st.integers(0, 3)), draw(st.integers(0, 3))
+        changes.append(
+            moved(event_id, EventState.FAILED, seq=seq, epoch=epoch, k=k, error=CANCELLED)
+        )
+        state, error = draw(endings)
+        changes.append(moved(event_id, state, seq=seq, epoch=epoch, k=other, error=error))
+        for _ in range(draw(st.integers(0, 4))):
+            (epoch, seq), k, n = draw(versions), draw(st.integers(0, 3)), draw(st.integers(0, 3))
+            state, error = draw(endings)
+            changes.append(
+                updated(event_id, n, seq=seq, epoch=epoch, k=k)
+                if draw(st.booleans())
+                else moved(event_id, state, seq=seq, epoch=epoch, k=k, error=error)
+            )
+    return changes
+
+
+@settings(
+    deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_order_of_tied_and_cancelled_changes_agrees_with_the_tree(postgres_dsn, data):
+    """Shuffled, duplicated ties with CANCELLED endings give one set of rows, and EventTree's tree."""
+    changes = data.draw(tied_histories())
+    delivered = data.draw(st.permutations(changes))
+    delivered += data.draw(st.lists(st.sampled_from(changes), max_size=4))
+    n = next(TABLES)
+    write(postgres_dsn, changes, table=f"tied_clean_{n}")
+    write(postgres_dsn, delivered, table=f"tied_chaos_{n}")
+    assert rows(postgres_dsn, f"tied_clean_{n}") == rows(postgres_dsn, f"tied_chaos_{n}")
+    assert_agrees_with_tree(postgres_dsn, delivered, table=f"tied_chaos_{n}")

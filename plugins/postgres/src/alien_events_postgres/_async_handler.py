@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from alien_events_postgres._errors import PostgresWriteError
-from alien_events_postgres._handler import check_retry_options, database_message
+from alien_events_postgres._handler import check_retry_options, database_message, runs_alone
 from alien_events_postgres._links import (
     AsyncGivenLink,
     AsyncLink,
@@ -122,6 +122,7 @@ class AsyncPostgresEventHandler:
         self._batch: _Batch | None = None
         self._schema_ready = False
         self._closed = False
+        self._cursor: psycopg.AsyncCursor[Any] | None = None  # kept: a new one per change costs
 
     # -- taking changes ---------------------------------------------------------------------
 
@@ -178,13 +179,30 @@ class AsyncPostgresEventHandler:
             self._schema_ready = True
 
     async def _execute(self, connection: psycopg.AsyncConnection[Any], write: Write) -> None:
-        for query in self.statements.queries(write):
-            await connection.execute(query.statement, query.params)
+        cursor = self._cursor
+        if cursor is None or cursor.connection is not connection:
+            cursor = self._cursor = connection.cursor()
+        await cursor.execute(self.statements.upsert, write.params)
 
     async def _apply(self, connection: psycopg.AsyncConnection[Any], writes: list[Write]) -> None:
+        if len(writes) == 1 and runs_alone(connection):
+            await self._execute_alone(connection, writes[0])
+            return
         async with connection.transaction():
             for write in writes:
                 await self._execute(connection, write)
+
+    async def _execute_alone(self, connection: psycopg.AsyncConnection[Any], write: Write) -> None:
+        """Run the write in autocommit mode, switched on for it if need be (no I/O: idle)."""
+        if connection.autocommit:
+            await self._execute(connection, write)
+            return
+        await connection.set_autocommit(True)
+        try:
+            await self._execute(connection, write)
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection is dropped anyway
+                await connection.set_autocommit(False)
 
     def _retryable(self, error: psycopg.Error, attempts: int) -> bool:
         return (

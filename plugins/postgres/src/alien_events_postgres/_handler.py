@@ -37,6 +37,20 @@ def database_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def runs_alone(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """
+    Whether one statement on ``connection`` may be a transaction of its own (autocommit mode).
+
+    Yes outside any transaction, unless the connection asks its transactions for an isolation
+    level or access mode (then they keep their ``BEGIN``). The upsert is one statement, atomic
+    on its own and committed when it returns: no ``BEGIN`` and ``COMMIT`` round trips.
+    """
+    if connection.info.transaction_status is not psycopg.pq.TransactionStatus.IDLE:
+        return False  # inside the caller's transaction: join it
+    plain = (connection.isolation_level, connection.read_only, connection.deferrable)
+    return bool(connection.autocommit) or plain == (None, None, None)
+
+
 def check_retry_options(retries: object, backoff: object) -> None:
     """Refuse a negative or non-numeric ``retries`` or ``backoff``."""
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -102,6 +116,7 @@ class PostgresEventHandler:
         self._batch: _Batch | None = None
         self._schema_ready = False
         self._closed = False
+        self._cursor: psycopg.Cursor[Any] | None = None  # kept: a new one per change costs
 
     # -- taking changes ---------------------------------------------------------------------
 
@@ -144,13 +159,30 @@ class PostgresEventHandler:
             self._schema_ready = True
 
     def _execute(self, connection: psycopg.Connection[Any], write: Write) -> None:
-        for query in self.statements.queries(write):
-            connection.execute(query.statement, query.params)
+        cursor = self._cursor
+        if cursor is None or cursor.connection is not connection:
+            cursor = self._cursor = connection.cursor()
+        cursor.execute(self.statements.upsert, write.params)
 
     def _apply(self, connection: psycopg.Connection[Any], writes: list[Write]) -> None:
+        if len(writes) == 1 and runs_alone(connection):
+            self._execute_alone(connection, writes[0])
+            return
         with connection.transaction():
             for write in writes:
                 self._execute(connection, write)
+
+    def _execute_alone(self, connection: psycopg.Connection[Any], write: Write) -> None:
+        """Run the write in autocommit mode, switched on for it if need be (no I/O: idle)."""
+        if connection.autocommit:
+            self._execute(connection, write)
+            return
+        connection.autocommit = True
+        try:
+            self._execute(connection, write)
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection is dropped anyway
+                connection.autocommit = False
 
     def _retryable(self, error: psycopg.Error, attempts: int) -> bool:
         return (

@@ -4,8 +4,10 @@ The read side: rows turned back into changes that fold into the same ``EventNode
 A row becomes a ``Created`` (if one was stored) plus an ``Updated`` carrying the data and a
 ``StateChanged`` carrying the state (the latter at the row's ``updated_at``), each at the
 version the row holds for that field, so a tree fed these changes and then newer ones ends as
-a tree fed everything (short of a newer change with the very same version and time as a
-stored one, which the tree orders by the original change's text). Where the ``Created``
+a tree fed everything (short of a newer change with the very same version as a stored one
+and a tie the row cannot replay: the same time, which the tree orders by the original
+change's text, or data ranked unlike the state, as a ``Created`` ranks its data by its own
+``CANCELLED`` error and the rebuilt one carries the state's error). Where the ``Created``
 already carries a field at that version and time, the other change is left out. A field last
 set by a change without ``seq`` (arrival order) comes back as such a change, preceded by one
 at the row's highest version so the node's ``version`` is the same; a row with data but no

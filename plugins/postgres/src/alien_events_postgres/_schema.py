@@ -17,6 +17,7 @@ from psycopg import sql
 
 from alien_events_postgres._errors import BadIdentifierError, SchemaVersionError
 from alien_events_postgres._steps import BEGIN, COMMIT, Query, Rows, Steps, arun_steps, run_steps
+from alien_events_postgres._upsert import create_function
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +26,7 @@ if typing.TYPE_CHECKING:
 
 SCHEMA_TABLE = "alien_events_schema"
 SCHEMA_LOCK_KEY = 0x616C69656E5F7363  # "alien_sc": serialises migrations in a database
-TABLE_LIMIT = 40  # index names add a suffix, and PostgreSQL names stop at 63 bytes
+TABLE_LIMIT = 40  # index and function names add up to 17 bytes; PostgreSQL's stop at 63
 CHANNEL_LIMIT = 63
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -90,7 +91,31 @@ def _v2(table: str) -> list[sql.Composed]:
     ]
 
 
-MIGRATIONS: tuple[Callable[[str], list[sql.Composed]], ...] = (_v1, _v2)
+# The text of a Created whose error is CANCELLED (its data's rank, for rows stored before v3).
+_CANCELLED_CREATED = (
+    r"^Created\(.*, state=<EventState\.[A-Z_]+: '[a-z_]+'>, error=AlienError\(code='CANCELLED', "
+)
+_STATE_RANK = "CASE WHEN error ->> 'code' = 'CANCELLED' THEN 0 ELSE 1 END"
+
+
+def _v3(table: str) -> list[sql.Composed]:
+    """Tie ranks (a CANCELLED ending loses ties), filled in for stored rows; the upsert function."""
+    names = _names(table)
+    return [
+        sql.SQL(
+            "ALTER TABLE {t} ADD COLUMN data_rank smallint, ADD COLUMN state_rank smallint"
+        ).format(**names),
+        sql.SQL(
+            "UPDATE {t} SET state_rank = CASE WHEN state IS NOT NULL THEN {state_rank} END,"
+            " data_rank = CASE WHEN data IS NULL THEN NULL"
+            " WHEN data_tie = state_tie THEN {state_rank}"  # one Created set both
+            " WHEN data_tie ~ {pattern} THEN 0 ELSE 1 END"
+        ).format(state_rank=sql.SQL(_STATE_RANK), pattern=sql.Literal(_CANCELLED_CREATED), **names),
+        create_function(table),
+    ]
+
+
+MIGRATIONS: tuple[Callable[[str], list[sql.Composed]], ...] = (_v1, _v2, _v3)
 """The migrations in order: ``MIGRATIONS[n]`` takes a table from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
