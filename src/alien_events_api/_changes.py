@@ -23,6 +23,7 @@ from alien_events_api._errors import EventValidationError
 from alien_events_api._event import Event
 from alien_events_api._state import EventState
 from alien_events_api._time import from_micros, to_micros
+from alien_events_api._validation import is_count
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,14 +39,10 @@ def _check(cls_name: str, field: str, ok: bool, expected: str, value: object) ->
         )
 
 
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 def _check_common(cls_name: str, id: str, seq: int | None, epoch: int) -> None:
     _check(cls_name, "id", isinstance(id, str) and bool(id), "a non-empty str", id)
-    _check(cls_name, "seq", seq is None or _is_count(seq), "an int >= 0 or None", seq)
-    _check(cls_name, "epoch", _is_count(epoch), "an int >= 0", epoch)
+    _check(cls_name, "seq", seq is None or is_count(seq), "an int >= 0 or None", seq)
+    _check(cls_name, "epoch", is_count(epoch), "an int >= 0", epoch)
 
 
 def _check_state(cls_name: str, field: str, state: object, error: object) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar, overload
 
 from alien_events_api._context import resolve_bus
 from alien_events_api._state import EventState
+from alien_events_api._validation import is_count
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,7 +45,7 @@ def _check_event(event: object) -> None:
 
 
 def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_count(value):
         msg = f"EventHandle.{name}: expected an int >= 0, got {value!r}"
         raise TypeError(msg)
 

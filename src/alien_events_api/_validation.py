@@ -42,6 +42,11 @@ def _check_str(cls_name: str, field: str, value: Any) -> Any:
     _fail(cls_name, field, "str", value)
 
 
+def is_count(value: object) -> bool:
+    """Whether ``value`` is an int >= 0 and not a bool: a ``seq`` or an ``epoch``, anywhere."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _check_int(cls_name: str, field: str, value: Any) -> Any:
     if value.__class__ is int or (isinstance(value, int) and not isinstance(value, bool)):
         return value

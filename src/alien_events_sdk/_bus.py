@@ -27,6 +27,7 @@ from alien_events_api._context import current_bus_var, process
 from alien_events_api._handle import EventHandle
 from alien_events_api._scope import is_async_callable
 from alien_events_api._time import to_micros
+from alien_events_api._validation import is_count
 from alien_events_sdk._dispatch import Dispatcher
 from alien_events_sdk._durable import ReplayGate, ReplayPolicy
 from alien_events_sdk._errors import PluginOptionError
@@ -87,7 +88,7 @@ def _check_options(
     if clock is not None and not callable(clock):
         msg = f"clock must be a callable returning an aware datetime, got {type(clock).__name__}"
         raise TypeError(msg)
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+    if not is_count(epoch):
         msg = f"epoch must be an int >= 0, got {epoch!r}"
         raise TypeError(msg)
     if is_replaying is not None and not callable(is_replaying):

@@ -58,9 +58,10 @@ def _version(seq: int | None, change: EventChange) -> tuple[Any, ...]:
 
 def _is_interruption(change: EventChange) -> bool:
     """Whether the change ends the event as ``CANCELLED`` (a scope cut short, not an outcome)."""
-    error = change[3] if change.__class__ is StateChanged else None
-    if change.__class__ is Created:
-        error = change[5]
+    if change.__class__ is StateChanged or change.__class__ is Created:
+        error = change.error
+    else:
+        return False
     return error is not None and error.code == "CANCELLED"
 
 

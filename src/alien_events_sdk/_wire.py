@@ -28,6 +28,7 @@ from alien_events_api import (
     Updated,
     lookup_event_type,
 )
+from alien_events_api._validation import is_count
 from alien_events_sdk._codegen import Generator, _as_dict, _json_kind, copy_json
 from alien_events_sdk._errors import WireFormatError
 from alien_events_sdk._timestamps import format_micros, parse_micros
@@ -241,20 +242,20 @@ def _parent(value: Any, path: str) -> str | None:
 
 def _seq(data: Mapping[str, Any], path: str) -> int | None:
     value = data.get("seq")
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise WireFormatError(_join(path, "seq"), f"expected an integer >= 0, got {_json_kind(value)}")
+    if value is None or is_count(value):
+        return typing.cast("int | None", value)
+    raise _not_a_count(path, "seq", value)
 
 
 def _epoch(data: Mapping[str, Any], path: str) -> int:
-    value = data.get("epoch", 0)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise WireFormatError(
-        _join(path, "epoch"), f"expected an integer >= 0, got {_json_kind(value)}"
-    )
+    value = data.get("epoch", 0)  # null is refused: we never write it
+    if is_count(value):
+        return typing.cast("int", value)
+    raise _not_a_count(path, "epoch", value)
+
+
+def _not_a_count(path: str, key: str, value: Any) -> WireFormatError:
+    return WireFormatError(_join(path, key), f"expected an integer >= 0, got {_json_kind(value)}")
 
 
 def _bool(value: Any, path: str) -> bool:
