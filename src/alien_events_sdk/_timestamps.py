@@ -16,32 +16,43 @@ _RFC3339 = re.compile(
 )
 _MICROS_PER_SECOND = 1_000_000
 _MICROS_PER_MILLI = 1_000
-# The last (seconds, "YYYY-MM-DDTHH:MM:SS.", "YYYY-MM-DDTHH:MM:SSZ"), swapped whole so
-# threads never see half of one.
+# The millisecond last formatted: (its first microsecond, "YYYY-MM-DDTHH:MM:SS.mmm", and the
+# text of that exact microsecond), swapped whole so threads never see half of one.
 _last: list[tuple[int, str, str]] = [(-(2**63), "", "")]
-_THREE_DIGITS = [f"{n:03d}" for n in range(1000)]
+_MICRO_DIGITS = [f"{n:03d}Z" for n in range(_MICROS_PER_MILLI)]
+_MILLI_DIGITS = [f".{n:03d}" for n in range(_MICROS_PER_MILLI)]
 
 
 def format_micros(micros: int) -> str:
     """
     Return the wire text of a timestamp given in microseconds since the epoch.
 
-    Runs for every change a file handler writes, so it is lean: the date-and-time part
-    changes once a second and is cached, and the fraction is put together from a table of
-    the thousand three-digit strings rather than formatted.
+    Runs for every change a file handler writes, so it is lean: the text up to the
+    millisecond is cached (changes come many to a millisecond), and the last three digits
+    come from a table.
     """
-    seconds, fraction = divmod(micros, _MICROS_PER_SECOND)
     entry = _last[0]
-    if entry[0] != seconds:
-        prefix = _second_prefix(seconds)
-        entry = (seconds, prefix + ".", prefix + "Z")
-        _last[0] = entry
-    millis, micro = divmod(fraction, _MICROS_PER_MILLI)
+    micro = micros - entry[0]
+    if not 0 <= micro < _MICROS_PER_MILLI:
+        entry = _millisecond(micros)
+        micro = micros - entry[0]
     if micro:
-        return entry[1] + _THREE_DIGITS[millis] + _THREE_DIGITS[micro] + "Z"
-    if millis:
-        return entry[1] + _THREE_DIGITS[millis] + "Z"
+        return entry[1] + _MICRO_DIGITS[micro]
     return entry[2]
+
+
+def _millisecond(micros: int) -> tuple[int, str, str]:
+    """Cache and return the entry of the millisecond ``micros`` falls in."""
+    millis, _ = divmod(micros, _MICROS_PER_MILLI)
+    seconds, milli = divmod(millis, _MICROS_PER_MILLI)
+    prefix = _second_prefix(seconds)
+    entry = (
+        millis * _MICROS_PER_MILLI,
+        prefix + _MILLI_DIGITS[milli],
+        f"{prefix}{_MILLI_DIGITS[milli]}Z" if milli else f"{prefix}Z",
+    )
+    _last[0] = entry
+    return entry
 
 
 def _second_prefix(seconds: int) -> str:
