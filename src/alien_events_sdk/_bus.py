@@ -113,6 +113,17 @@ def _gated(
     return ReplayGate(dispatcher, is_replaying)
 
 
+def _takes_key(ids: IdFactory) -> bool:
+    """Whether an ids factory can be called with a third argument, the caller's key."""
+    try:
+        inspect.signature(ids).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read: assume it can
+        return True
+    return True
+
+
 def _clock_micros(clock: Clock) -> Callable[[], int]:
     def now() -> int:
         return to_micros(clock(), "EventBus", "clock()")
@@ -383,7 +394,20 @@ class EventBus(AbstractEventBus):
             return id
         if self._ids is None:
             return new_id()
-        made = self._ids(parent_id, event) if key is None else self._ids(parent_id, event, key)
+        if key is None:
+            made = self._ids(parent_id, event)
+        else:
+            try:
+                made = self._ids(parent_id, event, key)
+            except TypeError:
+                if _takes_key(self._ids):
+                    raise
+                msg = (
+                    f"emit(key={key!r}) needs an ids factory that takes (parent_id, event, key), "
+                    f"and this bus's {self._ids!r} takes (parent_id, event) only: add a key "
+                    "parameter, or name the event with id= instead"
+                )
+                raise TypeError(msg) from None
         if not isinstance(made, str) or not made:
             msg = f"the bus's ids factory returned {made!r}; it must return a non-empty str"
             raise TypeError(msg)

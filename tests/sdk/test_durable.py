@@ -659,6 +659,26 @@ class TestDerivedIdScheme:
             ):
                 Work(branch=0, step=0).emit()
 
+    def test_a_factory_without_a_key_parameter_is_named_when_a_key_is_given(self):
+        """emit(key=...) on a bus whose ids factory takes two arguments says how to fix it."""
+
+        def two(parent_id, event):
+            return f"{parent_id}/{type(event).__name__}"
+
+        with EventBus(ids=two):
+            assert "None/Work" == Work(branch=0, step=0).emit().id
+            with pytest.raises(TypeError, match=r"emit\(key='first'\) needs an ids factory"):
+                Work(branch=0, step=0).emit(key="first")
+
+    def test_a_type_error_inside_a_keyed_factory_is_not_disguised(self):
+        """A factory that takes a key and raises TypeError itself keeps its own error."""
+
+        def broken(parent_id, event, key):
+            raise TypeError("broken factory")
+
+        with EventBus(ids=broken), pytest.raises(TypeError, match=r"^broken factory$"):
+            Work(branch=0, step=0).emit(key="k")
+
     def test_the_scheme_is_pinned(self):
         """
         Scheme version 1 maps one fixed (scope, parent, key, n) to one hard-coded id (R14).
