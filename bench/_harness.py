@@ -4,9 +4,14 @@ Shared timing for the benchmarks: best-of-N wall time per operation, and a side-
 
 from __future__ import annotations
 
+import argparse
 import gc
 import time
 from collections.abc import Callable, Sequence
+
+import eliot
+
+from alien_events_api import AlienEvent
 
 Case = tuple[str, Callable[[], object]]
 
@@ -49,3 +54,30 @@ def check_budget(label: str, measured: float, reference: float, budget: float) -
     verdict = "within" if ratio <= budget else "OVER"
     print(f"  budget {label}: {ratio:.3f} (limit {budget}) {verdict}")
     return ratio <= budget
+
+
+def rounds_from_args(description: str | None, *, full_number: int = 10_000) -> tuple[int, int]:
+    """Read ``--quick`` from the command line; return (calls per round, rounds)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (for smoke runs)")
+    args = parser.parse_args()
+    return (2_000, 2) if args.quick else (full_number, 7)
+
+
+def merge_best(best: dict[str, float], new: dict[str, float]) -> None:
+    """Keep the lowest figure seen for each case."""
+    for name, ns in new.items():
+        best[name] = min(best.get(name, float("inf")), ns)
+
+
+def alien_lifecycle() -> None:
+    """The lifecycle every benchmark times: emit an event, update it once, complete it."""
+    handle = AlienEvent.BuildingImage(image="api").emit()
+    handle.update(AlienEvent.BuildingImage(image="api:2"))
+    handle.complete()
+
+
+def eliot_action() -> None:
+    """Eliot's equivalent: an action with a field, one logged message, and its end."""
+    with eliot.start_action(action_type="build-image", image="api") as action:
+        action.log(message_type="progress", image="api:2")

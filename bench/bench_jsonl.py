@@ -14,7 +14,6 @@ delivering to a handler that does nothing, serializing the three changes, and th
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import sys
@@ -26,13 +25,20 @@ import orjson
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from _harness import check_budget, print_table, run_cases
-from alien_events_api import AlienEvent
+from _harness import (
+    alien_lifecycle,
+    check_budget,
+    eliot_action,
+    merge_best,
+    print_table,
+    rounds_from_args,
+    run_cases,
+)
 from alien_events_jsonl import JsonLinesHandler
 from alien_events_sdk import EventBus, RecordingHandler, dump_change_line
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -61,23 +67,8 @@ SERIALIZE = "dump_change_line of the 3 changes"
 WRITE = "3 os.write calls of lines already made"
 
 
-def merge_best(best: dict[str, float], new: dict[str, float]) -> None:
-    """Keep the lowest figure seen for each case."""
-    for name, ns in new.items():
-        best[name] = min(best.get(name, float("inf")), ns)
-
-
-def alien_lifecycle() -> None:
-    handle = AlienEvent.BuildingImage(image="api").emit()
-    handle.update(AlienEvent.BuildingImage(image="api:2"))
-    handle.complete()
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (for smoke runs)")
-    args = parser.parse_args()
-    number, repeat = (2_000, 2) if args.quick else (10_000, 7)
+    number, repeat = rounds_from_args(__doc__)
     with tempfile.TemporaryDirectory(prefix="bench-jsonl-") as tmp:
         folder = pathlib.Path(tmp)
         handler = JsonLinesHandler(folder / "alien.jsonl")
@@ -85,10 +76,6 @@ def main() -> int:
 
         eliot_file = (folder / "eliot.jsonl").open("ab")
         eliot.add_destinations(eliot.FileDestination(eliot_file))
-
-        def eliot_action() -> None:
-            with eliot.start_action(action_type="build-image", image="api") as action:
-                action.log(message_type="progress", image="api:2")
 
         provider = TracerProvider()
         provider.add_span_processor(
@@ -121,27 +108,17 @@ def main() -> int:
 
         results: dict[str, float] = {}
         parts: dict[str, float] = {}
+
+        def one_round(best: dict[str, float], cases: list[tuple[str, Callable[[], None]]]) -> None:
+            merge_best(best, run_cases(cases, number=number, repeat=1))
+
         for _ in range(repeat):  # round by round, so machine noise hits every case alike
             with bus:
-                merge_best(results, run_cases([(ALIEN, alien_lifecycle)], number=number, repeat=1))
+                one_round(results, [(ALIEN, alien_lifecycle)])
             with bare_bus:
-                merge_best(parts, run_cases([(BUS, alien_lifecycle)], number=number, repeat=1))
-            merge_best(
-                parts,
-                run_cases(
-                    [(SERIALIZE, serialize_three), (WRITE, write_three)],
-                    number=number,
-                    repeat=1,
-                ),
-            )
-            merge_best(
-                results,
-                run_cases(
-                    [(ELIOT, eliot_action), (OTEL, otel_span)],
-                    number=number,
-                    repeat=1,
-                ),
-            )
+                one_round(parts, [(BUS, alien_lifecycle)])
+            one_round(parts, [(SERIALIZE, serialize_three), (WRITE, write_three)])
+            one_round(results, [(ELIOT, eliot_action), (OTEL, otel_span)])
         os.close(fd)
         handler.close()
         provider.shutdown()

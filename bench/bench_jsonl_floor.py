@@ -11,7 +11,6 @@ alien-events' figure is the layers the other issues require, beside eliot, in on
 
 from __future__ import annotations
 
-import argparse
 import contextvars
 import itertools
 import os
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import eliot
 import orjson
 
-from _harness import print_table, run_cases
+from _harness import alien_lifecycle, eliot_action, print_table, rounds_from_args, run_cases
 from alien_events_api import AlienEvent, Event
 from alien_events_jsonl import JsonLinesHandler
 from alien_events_sdk import EventBus
@@ -143,10 +142,7 @@ def check_same_lines(folder: pathlib.Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (for smoke runs)")
-    args = parser.parse_args()
-    number, repeat = (2_000, 2) if args.quick else (10_000, 7)
+    number, repeat = rounds_from_args(__doc__)
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
         folder = pathlib.Path(tmp)
         check_same_lines(folder)
@@ -156,19 +152,10 @@ def main() -> int:
         eliot_file = (folder / "eliot.jsonl").open("ab")
         eliot.add_destinations(eliot.FileDestination(eliot_file))
 
-        def alien_lifecycle() -> None:
-            handle = AlienEvent.BuildingImage(image="api").emit()
-            handle.update(AlienEvent.BuildingImage(image="api:2"))
-            handle.complete()
-
         def floor_lifecycle() -> None:
             handle = floor.emit(AlienEvent.BuildingImage(image="api"))
             floor.update(handle, AlienEvent.BuildingImage(image="api:2"))
             floor.complete(handle)
-
-        def eliot_action() -> None:
-            with eliot.start_action(action_type="build-image", image="api") as action:
-                action.log(message_type="progress", image="api:2")
 
         results: dict[str, float] = {}
         for _ in range(repeat):

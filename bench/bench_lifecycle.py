@@ -7,7 +7,6 @@ checks the budgets of decisions.md section 6. Not a test: timings on shared mach
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import eliot
@@ -16,22 +15,19 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from _harness import check_budget, print_table, run_cases
-from alien_events_api import AlienEvent
+from _harness import (
+    alien_lifecycle,
+    check_budget,
+    eliot_action,
+    print_table,
+    rounds_from_args,
+    run_cases,
+)
 from alien_events_sdk import EventBus, RecordingHandler
 
 
-def alien_lifecycle() -> None:
-    handle = AlienEvent.BuildingImage(image="api").emit()
-    handle.update(AlienEvent.BuildingImage(image="api:2"))
-    handle.complete()
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (for smoke runs)")
-    args = parser.parse_args()
-    number, repeat = (2_000, 2) if args.quick else (20_000, 7)
+    number, repeat = rounds_from_args(__doc__, full_number=20_000)
 
     recorder = RecordingHandler()
     bus = EventBus([recorder])
@@ -61,9 +57,8 @@ def main() -> int:
     eliot_messages: list[dict[str, object]] = []
     eliot.add_destinations(eliot_messages.append)
 
-    def eliot_action() -> None:
-        with eliot.start_action(action_type="build-image", image="api") as action:
-            action.log(message_type="progress", image="api:2")
+    def eliot_into_list() -> None:
+        eliot_action()
         if len(eliot_messages) > 30_000:
             eliot_messages.clear()
 
@@ -78,7 +73,7 @@ def main() -> int:
             ("alien-events API, no SDK", alien_lifecycle),
             ("OpenTelemetry API, no-op span", otel_api_span),
             ("OpenTelemetry SDK, in-memory exporter", otel_sdk_span),
-            ("eliot action into a list", eliot_action),
+            ("eliot action into a list", eliot_into_list),
         ],
         number=number,
         repeat=repeat,

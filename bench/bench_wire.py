@@ -9,13 +9,12 @@ the SDK would cost without orjson), and ``loads``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import orjson
 
-from _harness import print_table, run_cases
+from _harness import print_table, rounds_from_args, run_cases
 from alien_events_api import AlienEvent, Created, EventState, PushProgress, StateChanged, Updated
 from alien_events_sdk import dumps, loads, to_dict
 from alien_events_sdk._wire import dump_change_line
@@ -46,10 +45,7 @@ def sample_changes() -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (for smoke runs)")
-    args = parser.parse_args()
-    number, repeat = (2_000, 2) if args.quick else (20_000, 7)
+    number, repeat = rounds_from_args(__doc__, full_number=20_000)
     for kind, change in sample_changes().items():
         prebuilt = to_dict(change)
         text = dumps(change)
