@@ -60,9 +60,13 @@ def test_the_floor_writes_the_handlers_lines_before_it_is_timed():
 
 
 @pytest.mark.slow
-def test_the_memory_benchmark_reports_the_growth():
-    """bench_memory.py takes a count and prints the peak RSS growth."""
-    done = run_bench("bench_memory.py", "20000")
+@pytest.mark.parametrize(
+    ("extra", "into"),
+    [((), "into a handler that keeps nothing"), (("--jsonl",), "into a JSON-lines file")],
+)
+def test_the_memory_benchmark_reports_the_growth(extra, into):
+    """bench_memory.py takes a count (and --jsonl) and prints the peak RSS growth."""
+    done = run_bench("bench_memory.py", "20000", *extra)
 
     assert 0 == done.returncode, done.stderr
-    assert "peak RSS grew" in done.stdout
+    assert f"40,000 events (20,000 scopes, 100,000 changes) {into}: peak RSS grew" in done.stdout

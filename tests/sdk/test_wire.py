@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import random
 import re
+import sys
+import threading
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -59,6 +62,7 @@ from alien_events_sdk import (
     loads,
     to_dict,
 )
+from alien_events_sdk._timestamps import format_micros
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?Z")
@@ -771,6 +775,45 @@ class TestTimestamps:
         assert RFC3339_UTC.fullmatch(text)
         assert digits == (len(text.split(".")[1]) - 1 if "." in text else 0)
         assert micros_to_datetime(micros) == read_timestamp(text)
+
+    @SETTINGS
+    @given(MICROS, st.lists(st.integers(-1500, 1500), min_size=1, max_size=40))
+    def test_instants_close_together_are_each_written_by_the_rule(self, base, offsets):
+        """Runs of instants within a few milliseconds (the cached case), in any order, come out right."""
+        for offset in offsets:
+            micros = min(max(base + offset, MICROS_1000), MICROS_9999)
+            assert expected_timestamp(micros_to_datetime(micros)) == written_timestamp(micros)
+
+    def test_threads_formatting_at_once_each_get_their_own_instant(self):
+        """Threads that keep replacing the cached millisecond never get another's text."""
+        # The same milliseconds for every thread (as for threads emitting at the same time),
+        # each thread with instants of its own within them.
+        bases = [random.Random(0).randrange(MICROS_1000, MICROS_9999) for _ in range(2000)]  # noqa: S311
+
+        def instants(seed: int) -> list[int]:
+            pick = random.Random(seed)  # noqa: S311  (reproducible test data)
+            return [base + pick.randrange(0, 3000) for base in bases for _ in range(10)]
+
+        wanted = [instants(seed) for seed in range(1, 5)]
+        made: list[list[str]] = [[] for _ in wanted]
+        start = threading.Barrier(len(wanted))
+
+        def format_all(index: int) -> None:
+            start.wait()
+            made[index].extend(format_micros(micros) for micros in wanted[index])
+
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+        try:
+            threads = [threading.Thread(target=format_all, args=(i,)) for i in range(len(wanted))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(switch)
+        for texts, instants_of_thread in zip(made, wanted, strict=True):
+            assert [expected_timestamp(micros_to_datetime(m)) for m in instants_of_thread] == texts
 
     @SETTINGS
     @given(
