@@ -15,14 +15,12 @@ from typing import Any
 import psycopg
 
 from alien_events_postgres._errors import PostgresWriteError
-from alien_events_postgres._handler import check_retry_options, database_message, runs_alone
+from alien_events_postgres._handler import database_message, runs_alone
 from alien_events_postgres._links import (
-    AsyncGivenLink,
-    AsyncLink,
-    AsyncOwnLink,
-    AsyncPoolLink,
+    ASYNC_LINKS,
+    Retries,
+    choose_link,
     closed_error,
-    one_source,
 )
 from alien_events_postgres._schema import aensure_schema
 from alien_events_postgres._store import Statements, Write
@@ -105,19 +103,10 @@ class AsyncPostgresEventHandler:
         backoff: float = 0.05,
         channel: str = "alien_events",
     ) -> None:
-        one_source(dsn, connection, pool)
-        check_retry_options(retries, backoff)
+        self._link = choose_link(dsn, connection, pool, ASYNC_LINKS)
+        self._retries = Retries.checked(retries, backoff)
         self.statements = Statements(table, channel)
         self.table = table
-        self._retries = retries
-        self._backoff = float(backoff)
-        self._link: AsyncLink
-        if dsn:
-            self._link = AsyncOwnLink(dsn)
-        elif connection is not None:
-            self._link = AsyncGivenLink(connection)
-        else:
-            self._link = AsyncPoolLink(pool)
         self._lock = threading.Lock()
         self._batch: _Batch | None = None
         self._schema_ready = False
@@ -205,15 +194,11 @@ class AsyncPostgresEventHandler:
                 await connection.set_autocommit(False)
 
     def _retryable(self, error: psycopg.Error, attempts: int) -> bool:
-        return (
-            isinstance(error, psycopg.OperationalError)
-            and attempts <= self._retries
-            and self._link.usable()
-        )
+        return self._retries.allow(error, attempts) and self._link.usable()
 
     async def _pause(self, attempts: int) -> None:
         await self._link.reset()
-        await asyncio.sleep(self._backoff * 2 ** (attempts - 1))
+        await asyncio.sleep(self._retries.pause(attempts))
 
     async def _attempt(self, change_id: str, work: Work) -> None:
         """Run ``work`` on a connection, retrying connection errors; raise what remains."""

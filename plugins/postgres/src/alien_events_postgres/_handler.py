@@ -14,12 +14,10 @@ import psycopg
 
 from alien_events_postgres._errors import PostgresWriteError
 from alien_events_postgres._links import (
-    GivenLink,
-    Link,
-    OwnLink,
-    PoolLink,
+    LINKS,
+    Retries,
+    choose_link,
     closed_error,
-    one_source,
 )
 from alien_events_postgres._schema import ensure_schema
 from alien_events_postgres._store import Statements, Write
@@ -49,16 +47,6 @@ def runs_alone(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any
         return False  # inside the caller's transaction: join it
     plain = (connection.isolation_level, connection.read_only, connection.deferrable)
     return bool(connection.autocommit) or plain == (None, None, None)
-
-
-def check_retry_options(retries: object, backoff: object) -> None:
-    """Refuse a negative or non-numeric ``retries`` or ``backoff``."""
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        msg = f"retries must be an int >= 0, got {retries!r}"
-        raise ValueError(msg)
-    if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
-        msg = f"backoff must be a number of seconds >= 0, got {backoff!r}"
-        raise ValueError(msg)
 
 
 @typing.final
@@ -99,19 +87,10 @@ class PostgresEventHandler:
         backoff: float = 0.05,
         channel: str = "alien_events",
     ) -> None:
-        one_source(dsn, connection, pool)
-        check_retry_options(retries, backoff)
+        self._link = choose_link(dsn, connection, pool, LINKS)
+        self._retries = Retries.checked(retries, backoff)
         self.statements = Statements(table, channel)
         self.table = table
-        self._retries = retries
-        self._backoff = float(backoff)
-        self._link: Link
-        if dsn:
-            self._link = OwnLink(dsn)
-        elif connection is not None:
-            self._link = GivenLink(connection)
-        else:
-            self._link = PoolLink(pool)
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
         self._schema_ready = False
@@ -185,15 +164,11 @@ class PostgresEventHandler:
                 connection.autocommit = False
 
     def _retryable(self, error: psycopg.Error, attempts: int) -> bool:
-        return (
-            isinstance(error, psycopg.OperationalError)
-            and attempts <= self._retries
-            and self._link.usable()
-        )
+        return self._retries.allow(error, attempts) and self._link.usable()
 
     def _pause(self, attempts: int) -> None:
         self._link.reset()
-        time.sleep(self._backoff * 2 ** (attempts - 1))
+        time.sleep(self._retries.pause(attempts))
 
     def _attempt(self, change_id: str, work: Callable[[psycopg.Connection[Any]], None]) -> None:
         """Run ``work`` on a connection, retrying connection errors; raise what remains."""

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import typing
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import attrs
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from alien_events_postgres._errors import PostgresEventsError
 
 if typing.TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
 APPLICATION_NAME = "alien-events-postgres"
 """The ``application_name`` of the handlers' own connections (unless the DSN sets one)."""
 READER_NAME = "alien-events-postgres-reader"
 """The ``application_name`` of ``load_tree``'s and ``follow``'s connections."""
+
+L = TypeVar("L")
 
 
 def connect_kwargs(dsn: str, name: str = APPLICATION_NAME) -> dict[str, Any]:
@@ -36,6 +39,56 @@ def connect_kwargs(dsn: str, name: str = APPLICATION_NAME) -> dict[str, Any]:
     if "application_name" not in given:
         kwargs["application_name"] = name
     return kwargs
+
+
+def choose_link(
+    dsn: str | None,
+    connection: Any,
+    pool: Any,
+    kinds: tuple[Callable[[str], L], Callable[[Any], L], Callable[[Any], L]],
+) -> L:
+    """
+    The link for exactly one of ``dsn``, ``connection`` and ``pool`` (anything else is refused).
+
+    ``kinds`` are the handler's own, given and pool link classes, in that order.
+    """
+    one_source(dsn, connection, pool)
+    own, given, pooled = kinds
+    if dsn:
+        return own(dsn)
+    return given(connection) if connection is not None else pooled(pool)
+
+
+@attrs.frozen
+class Retries:
+    """
+    How a handler retries a connection error, reconnecting each time.
+
+    ``count`` retries at most, the first after ``backoff`` seconds, each next after twice the
+    pause before it.
+    """
+
+    count: int
+    backoff: float
+
+    @classmethod
+    def checked(cls, count: object, backoff: object) -> Retries:
+        """Refuse a negative or non-numeric ``retries`` or ``backoff``."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            msg = f"retries must be an int >= 0, got {count!r}"
+            raise ValueError(msg)
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
+            msg = f"backoff must be a number of seconds >= 0, got {backoff!r}"
+            raise ValueError(msg)
+        return cls(count, float(backoff))
+
+    def allow(self, error: psycopg.Error, attempts: int) -> bool:
+        """Whether the error is a connection error and attempts remain."""
+        return isinstance(error, psycopg.OperationalError) and attempts <= self.count
+
+    def pause(self, attempts: int) -> float:
+        """The seconds to wait before attempt ``attempts + 1``."""
+        return self.backoff * 2.0 ** (attempts - 1)
 
 
 def one_source(dsn: object, connection: object, pool: object) -> None:
@@ -254,3 +307,15 @@ class AsyncPoolLink:
 
     async def close(self) -> None:
         """Nothing to do: the pool is the caller's."""
+
+
+LINKS: tuple[Callable[[str], Link], Callable[[Any], Link], Callable[[Any], Link]] = (
+    OwnLink,
+    GivenLink,
+    PoolLink,
+)
+"""The sync handler's kinds of link, in ``choose_link``'s order: own, given, pool."""
+ASYNC_LINKS: tuple[
+    Callable[[str], AsyncLink], Callable[[Any], AsyncLink], Callable[[Any], AsyncLink]
+] = (AsyncOwnLink, AsyncGivenLink, AsyncPoolLink)
+"""The async handler's kinds of link, in the same order."""
