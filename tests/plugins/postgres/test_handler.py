@@ -12,6 +12,7 @@ a NUL character, which ``jsonb`` refuses.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -20,7 +21,13 @@ import psycopg
 import pytest
 
 from alien_events_api import Event, EventHandlerError, EventState, event_type
-from alien_events_postgres import PostgresEventHandler, PostgresEventsError, PostgresWriteError
+from alien_events_postgres import (
+    AsyncPostgresEventHandler,
+    PostgresEventHandler,
+    PostgresEventsError,
+    PostgresWriteError,
+)
+from alien_events_postgres._links import Retries
 from alien_events_sdk import EventBus, PluginOptionError, RecordingHandler, installed_plugins
 
 HANDLER_APP = "alien-events-postgres"
@@ -335,6 +342,34 @@ def test_exactly_one_source_is_required(sources):
     """Giving none, or two, of dsn/connection/pool is refused."""
     with pytest.raises(TypeError, match="exactly one of dsn"):
         PostgresEventHandler(**sources)
+
+
+@pytest.mark.parametrize("handler_class", [PostgresEventHandler, AsyncPostgresEventHandler])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retries": -1}, "retries must be an int >= 0, got -1"),
+        ({"retries": 1.5}, "retries must be an int >= 0, got 1.5"),
+        ({"retries": True}, "retries must be an int >= 0, got True"),
+        ({"backoff": -0.1}, "backoff must be a number of seconds >= 0, got -0.1"),
+        ({"backoff": "1"}, "backoff must be a number of seconds >= 0, got '1'"),
+        ({"backoff": False}, "backoff must be a number of seconds >= 0, got False"),
+    ],
+)
+def test_bad_retry_options_are_refused_by_both_handlers(handler_class, options, message):
+    """A negative, fractional or boolean retries, or a bad backoff, is a ValueError naming it."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        handler_class("postgresql://localhost/never-connected", **options)
+
+
+def test_retries_pause_twice_as_long_each_time_and_only_for_connection_errors():
+    """The pauses double from backoff; only OperationalError is retried, while attempts remain."""
+    retries = Retries.checked(2, 0.05)
+
+    assert [0.05, 0.1, 0.2] == [retries.pause(attempt) for attempt in (1, 2, 3)]
+    assert retries.allow(psycopg.OperationalError("gone"), 2)
+    assert not retries.allow(psycopg.OperationalError("gone"), 3)
+    assert not retries.allow(psycopg.errors.UniqueViolation("dup"), 1)
 
 
 @pytest.mark.parametrize("table", ["x; DROP TABLE y", "1abc", "a" * 41, ""])
