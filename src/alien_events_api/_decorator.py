@@ -55,11 +55,11 @@ def _event_builder(
         bound.apply_defaults()
         values = bound.arguments
         chosen = dict(values) if takes_all else {n: values[n] for n in wanted if n in values}
+        # Positional-only parameters cannot be skipped: one the function lacks (it has a
+        # default, else the factory was refused above) gets that default, so later ones land.
         leading = []
         for name in positional:
-            if name not in values:
-                break
-            leading.append(values[name])
+            leading.append(values[name] if name in values else factory_params[name].default)
             chosen.pop(name, None)
         made = factory(*leading, **chosen)
         if not isinstance(made, Event):

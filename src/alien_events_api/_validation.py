@@ -128,6 +128,22 @@ def _sequence_check(item: Check, *, as_tuple: bool, expected: str) -> Check:
     return check
 
 
+def _fixed_tuple_check(items: list[Check], expected: str) -> Check:
+    """``tuple[int, str]``: a sequence of exactly that many items, each checked, kept as a tuple."""
+
+    def check(cls_name: str, field: str, value: Any) -> Any:
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+            _fail(cls_name, field, expected, value)
+        if len(value) != len(items):
+            _fail(cls_name, field, f"{expected} ({len(items)} items)", value)
+        return tuple(
+            item(cls_name, f"{field}[{i}]", v)
+            for i, (item, v) in enumerate(zip(items, value, strict=True))
+        )
+
+    return check
+
+
 def _mapping_check(value_check: Check, expected: str) -> Check:
     def check(cls_name: str, field: str, value: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -186,7 +202,7 @@ def check_for(hint: object) -> Check:  # noqa: C901, PLR0911  (one branch per ki
         return _literal_check(args)
     if origin in (tuple, list, Sequence, typing.Sequence) and args:
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):  # noqa: PLR2004
-            return _instance_check(tuple)
+            return _fixed_tuple_check([check_for(a) for a in args], _type_name(hint))
         return _sequence_check(
             check_for(args[0]), as_tuple=origin is not list, expected=_type_name(hint)
         )
@@ -234,6 +250,8 @@ def _is_sequence_hint(hint: object) -> bool:
         return True
     if origin in (typing.Union, types.UnionType):
         return any(_is_sequence_hint(a) for a in typing.get_args(hint))
+    if origin is typing.Annotated:
+        return _is_sequence_hint(typing.get_args(hint)[0])
     return False
 
 
@@ -305,12 +323,51 @@ def _setter(cls: type, name: str) -> Callable[[Any, Any], None]:
     return set_attribute
 
 
+def _store_lines(  # noqa: PLR0917  (the pieces of one generated statement)
+    cls: type,
+    index: int,
+    field: attrs.Attribute[Any],
+    hint: object,
+    value: str,
+    namespace: dict[str, Any],
+) -> list[str]:
+    """The lines of ``__init__`` that convert ``value`` (an expression), check it and set it."""
+    if field.converter is not None:
+        namespace[f"_convert_{index}"] = field.converter
+        value = f"_convert_{index}({value})"
+    lines = []
+    if field.converter is None and check_for(hint) is not _check_any:
+        inline = _inline_condition(hint)
+        lines.append(f"v = {value}")
+        if inline is not None:
+            condition, expected = inline
+            lines.append(f"if {condition}: _fail(_cls_name, {field.name!r}, {expected!r}, v)")
+        else:
+            namespace[f"_check_{index}"] = check_for(hint)
+            lines.append(f"_check_{index}(_cls_name, {field.name!r}, v)")
+        value = "v"
+    namespace[f"_set_{index}"] = _setter(cls, field.name)
+    lines.append(f"_set_{index}(self, {value})")
+    return lines
+
+
+def _validator_line(
+    index: int, field: attrs.Attribute[Any], value: str, namespace: dict[str, Any]
+) -> str:
+    """The line of ``__init__`` that runs the field's attrs validator on ``value``."""
+    namespace[f"_validate_{index}"] = field.validator
+    namespace[f"_field_{index}"] = field
+    return f"_validate_{index}(self, _field_{index}, {value})"
+
+
 def _make_init(cls: type) -> None:  # noqa: C901, PLR0912, PLR0915  (one branch per attrs feature)
     """
     Give a frozen attrs class a generated ``__init__`` that checks each field inline, then sets it.
 
     Equivalent to the attrs-generated one (defaults, factories, converters, validators,
     ``__attrs_post_init__``), plus type checks from the hints, at half the cost per instance.
+    An ``init=False`` field without a default is left for ``__attrs_post_init__`` to set, as
+    attrs does, and checked (and converted) once that has run.
     """
     cls_name = cls.__qualname__
     hints = _field_hints(cls)
@@ -319,13 +376,24 @@ def _make_init(cls: type) -> None:  # noqa: C901, PLR0912, PLR0915  (one branch 
     kw_only: list[str] = []
     body: list[str] = []
     validators: list[str] = []
+    late: list[str] = []  # fields __attrs_post_init__ sets: checked after it
     for index, field in enumerate(attrs.fields(cls)):
         arg = field.alias or field.name
         value = arg
+        hint = hints.get(field.name, field.type)
         if not field.init:
             if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
                 namespace[f"_factory_{index}"] = field.default.factory
                 value = f"_factory_{index}()"
+            elif field.default is attrs.NOTHING:
+                stored = _store_lines(cls, index, field, hint, f"self.{field.name}", namespace)
+                if field.validator is not None:
+                    stored.append(_validator_line(index, field, f"self.{field.name}", namespace))
+                late += [
+                    f"    if hasattr(self, {field.name!r}):",
+                    *(f"        {x}" for x in stored),
+                ]
+                continue
             else:
                 namespace[f"_default_{index}"] = field.default
                 value = f"_default_{index}"
@@ -343,32 +411,17 @@ def _make_init(cls: type) -> None:  # noqa: C901, PLR0912, PLR0915  (one branch 
         else:
             namespace[f"_default_{index}"] = field.default
             (kw_only if field.kw_only else params).append(f"{arg}=_default_{index}")
-        if field.converter is not None:
-            namespace[f"_convert_{index}"] = field.converter
-            value = f"_convert_{index}({value})"
-        hint = hints.get(field.name, field.type)
-        if field.converter is None and check_for(hint) is not _check_any:
-            inline = _inline_condition(hint)
-            body.append(f"    v = {value}")
-            if inline is not None:
-                condition, expected = inline
-                body.append(
-                    f"    if {condition}: _fail(_cls_name, {field.name!r}, {expected!r}, v)"
-                )
-            else:
-                namespace[f"_check_{index}"] = check_for(hint)
-                body.append(f"    _check_{index}(_cls_name, {field.name!r}, v)")
-            value = "v"
-        namespace[f"_set_{index}"] = _setter(cls, field.name)
-        body.append(f"    _set_{index}(self, {value})")
+        stored = _store_lines(cls, index, field, hint, value, namespace)
+        body += (f"    {line}" for line in stored)
         if field.validator is not None:
-            namespace[f"_validate_{index}"] = field.validator
-            namespace[f"_field_{index}"] = field
-            validators.append(f"    _validate_{index}(self, _field_{index}, self.{field.name})")
+            validators.append(
+                f"    {_validator_line(index, field, f'self.{field.name}', namespace)}"
+            )
     signature = ", ".join(["self", *params, *(["*", *kw_only] if kw_only else [])])
     lines = [f"def __init__({signature}):", *body, *validators]
     if hasattr(cls, "__attrs_post_init__"):
         lines.append("    self.__attrs_post_init__()")
+    lines += late
     if len(lines) == 1:
         lines.append("    pass")
     exec("\n".join(lines), namespace)  # noqa: S102  (generated from field names and fixed text)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alien_events_api import AlienError, EventHandlerError, EventValidationError
+from alien_events_api import AlienError, AlienEvent, EventHandlerError, EventValidationError
 from alien_events_api._alien_error import cancelled_error
 
 
@@ -38,6 +38,22 @@ class CarriesError(Exception):
 
 
 class BrokenStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() is broken")
+
+
+class ConvertsTo(Exception):
+    """An exception whose ``as_alien_error()`` returns a given value."""
+
+    def __init__(self, made: object) -> None:
+        super().__init__("converts")
+        self.made = made
+
+    def as_alien_error(self) -> object:
+        return self.made
+
+
+class BrokenInterrupt(KeyboardInterrupt):
     def __str__(self) -> str:
         raise RuntimeError("str() is broken")
 
@@ -310,6 +326,26 @@ class TestFromException:
         exc.alien_error = "not an error"  # type: ignore[attr-defined]
         assert "VALUE_ERROR" == AlienError.from_exception(exc).code
 
+    def test_as_alien_error_method_is_honoured(self):
+        """An exception with an ``as_alien_error()`` method gives the error that method returns."""
+        made = AlienError("MADE", "made", retryable=True)
+        exc = ConvertsTo(made)
+        exc.__cause__ = ValueError("ignored")
+        assert made is AlienError.from_exception(exc)
+
+    @pytest.mark.parametrize("made", [None, "MADE", {"code": "MADE"}, ValueError("made")])
+    def test_as_alien_error_returning_something_else_is_ignored(self, made):
+        """An ``as_alien_error()`` that returns no ``AlienError`` is ignored: the usual conversion applies."""
+        exc = ConvertsTo(made)
+        exc.__cause__ = KeyError("below")
+        error = AlienError.from_exception(exc)
+        assert ("CONVERTS_TO", "converts", 500, "KEY_ERROR") == (
+            error.code,
+            error.message,
+            error.http_status_code,
+            error.source.code,
+        )
+
     def test_handler_error_converts_to_the_rust_wrapper(self):
         """An ``EventHandlerError`` converts to Rust's "Event handler failed" generic error."""
         error = AlienError.from_exception(EventHandlerError([KeyError("boom")]))
@@ -397,3 +433,17 @@ class TestCancelledError:
         assert AlienError(
             code="CANCELLED", message=message, retryable=True, http_status_code=499
         ) == cancelled_error(exc)
+
+    def test_interrupt_with_a_broken_str_is_named_by_its_class(self, bus, recorder):
+        """A scope interrupted by an exception whose ``str`` raises ends ``CANCELLED`` with its class name."""
+        with bus, pytest.raises(BrokenInterrupt), AlienEvent.Finished().in_scope():
+            raise BrokenInterrupt
+        assert (
+            AlienError(
+                code="CANCELLED",
+                message="cancelled (BrokenInterrupt)",
+                retryable=True,
+                http_status_code=499,
+            )
+            == recorder.changes[-1].error
+        )

@@ -183,6 +183,38 @@ class TestFactoryMatching:
             assert "api" == Builder("api").build("-v2")
         assert "api-v2" == recorder.changes[0].event.stack
 
+    def test_positional_only_factory_parameter_the_function_lacks_keeps_its_default(
+        self, bus, recorder
+    ):
+        """A positional-only factory parameter the function does not take gets the factory's default."""
+
+        def make(stack="default", /):
+            return AlienEvent.BuildingStack(stack=stack)
+
+        @alien_event(make)
+        def build():
+            return "built"
+
+        with bus:
+            assert "built" == build()
+        assert "default" == recorder.changes[0].event.stack
+
+    def test_positional_only_factory_parameter_after_a_missing_one_is_still_matched(
+        self, bus, recorder
+    ):
+        """A positional-only factory parameter the function takes is matched even after one it lacks."""
+
+        def make(region="eu", stack="default", /):
+            return AlienEvent.BuildingStack(stack=f"{region}/{stack}")
+
+        @alien_event(make)
+        def build(stack):
+            return stack
+
+        with bus:
+            build("mine")
+        assert "eu/mine" == recorder.changes[0].event.stack
+
     def test_var_keyword_factory_gets_every_argument(self, bus, recorder):
         """A factory taking ``**kwargs`` gets every argument of the call, defaults included."""
         seen = []

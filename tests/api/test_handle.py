@@ -14,9 +14,11 @@ from alien_events_api import (
     Created,
     EventHandle,
     EventState,
+    NoEventBusContext,
     StateChanged,
     Updated,
     current_event,
+    set_strict,
 )
 from alien_events_api._handle import noop_handle
 from alien_events_sdk import EventBus, RecordingHandler, set_default_bus
@@ -309,6 +311,42 @@ class TestOperations:
         handle.complete()
         handle.fail(ValueError("x"))
         assert 1 == handle.next_seq()
+
+    def test_handle_from_an_id_without_a_bus_async_and_set_state_do_nothing(self, bus, recorder):
+        """With no bus reachable, the async twins and ``set_state`` do nothing and use up no ``seq``."""
+        handle = EventHandle("stored-id")
+
+        async def main():
+            await handle.aupdate(AlienEvent.Finished())
+            await handle.acomplete()
+            await handle.afail(ValueError("x"))
+
+        asyncio.run(main())
+        handle.set_state(EventState.STARTED)
+        handle.set_state(EventState.FAILED, ValueError("x"))
+        assert [] == recorder.changes
+        with bus:
+            handle.complete()
+        assert [("stored-id", 1)] == [(c.id, c.seq) for c in recorder.changes]
+
+    @pytest.mark.parametrize(
+        "operation",
+        [
+            lambda h: h.update(AlienEvent.Finished()),
+            lambda h: h.complete(),
+            lambda h: h.fail(ValueError("x")),
+            lambda h: h.set_state(EventState.STARTED),
+            lambda h: asyncio.run(h.aupdate(AlienEvent.Finished())),
+            lambda h: asyncio.run(h.acomplete()),
+            lambda h: asyncio.run(h.afail(ValueError("x"))),
+        ],
+        ids=["update", "complete", "fail", "set_state", "aupdate", "acomplete", "afail"],
+    )
+    def test_handle_from_an_id_without_a_bus_raises_in_strict_mode(self, operation):
+        """In strict mode, every operation of a handle from an id with no bus reachable raises ``NoEventBusContext``."""
+        set_strict(True)
+        with pytest.raises(NoEventBusContext):
+            operation(EventHandle("stored-id"))
 
     def test_handle_from_an_id_uses_the_process_default(self):
         """Outside any context, a handle built from an id delivers to the process default bus."""
