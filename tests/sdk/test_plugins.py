@@ -142,6 +142,25 @@ TOOLS = """
     PLUGIN = Tools()
 """
 
+CHECKING = """
+    from alien_events_sdk import HandlerFactory, Option, PluginOptionError, hookimpl
+
+
+    class Sampler:
+        def __init__(self, rate):
+            if not 0 < rate <= 1:
+                raise PluginOptionError("acme-sampler", "rate", f"expected 0 < rate <= 1, got {rate}")
+            self.rate = rate
+
+        def on_event_change(self, change):
+            pass
+
+
+    @hookimpl
+    def alien_events_handler_factories():
+        return [HandlerFactory("acme-sampler", Sampler, {"rate": Option(float, default=1.0)})]
+"""
+
 BROKEN = """
     import acme_dependency_that_is_not_installed  # noqa
 """
@@ -816,6 +835,28 @@ class TestOptions:
         assert str(caught.value).startswith("plugin 'jsonl': the handler could not be created: ")
         assert FileNotFoundError is type(caught.value.__cause__)
 
+    def test_a_factory_raising_its_own_option_error_is_not_rewrapped(self, fake):
+        """A factory that raises a PluginOptionError naming one of its options has it raised unchanged."""
+        fake.add("acme-sampler", "0.1", {"sampler": "acme_sampler"}, {"acme_sampler": CHECKING})
+        with pytest.raises(PluginOptionError) as caught:
+            EventBus.from_plugins(["acme-sampler"], **{"acme-sampler": {"rate": 1.5}})
+        assert ("acme-sampler", "rate", "expected 0 < rate <= 1, got 1.5") == (
+            caught.value.plugin,
+            caught.value.option,
+            caught.value.reason,
+        )
+        assert (
+            "plugin 'acme-sampler', option 'rate' (ALIEN_EVENTS_ACME_SAMPLER_RATE): "
+            "expected 0 < rate <= 1, got 1.5"
+        ) == str(caught.value)
+        assert caught.value.__cause__ is None
+        assert (
+            0.5
+            == EventBus.from_plugins(["acme-sampler"], **{"acme-sampler": {"rate": 0.5}})
+            .handlers[0]
+            .rate
+        )
+
     def test_factory_value_error_is_an_option_error(self, fake):
         """A factory raising ValueError gives a PluginOptionError with its message."""
         fake.tools()
@@ -880,6 +921,13 @@ class TestUnknownNames:
         with pytest.raises(PluginNotFoundError) as caught:
             EventBus.from_env({"ALIEN_EVENTS_HANDLERS": "structlog,nope"})
         assert ["acme", "console", "jsonl", "postgres", "structlog"] == caught.value.installed
+
+    def test_unknown_name_with_an_unrelated_broken_plugin_is_not_found(self, fake):
+        """An unknown name is PluginNotFoundError even when another plugin failed to load, not that plugin's error."""
+        fake.broken()
+        with pytest.raises(PluginNotFoundError) as caught:
+            EventBus.from_plugins(["jsnol"])
+        assert ("jsnol", REAL) == (caught.value.name, caught.value.installed)
 
     def test_unknown_name_with_nothing_installed_says_what_to_install(self):
         """With no plugin installed the error suggests installing one."""

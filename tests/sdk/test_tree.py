@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
@@ -487,6 +488,37 @@ class TestOutOfOrder:
         ]
         assert [] == tree.orphans
 
+    def test_an_orphan_moves_to_a_smaller_missing_parent_and_leaves_the_larger_one(self):
+        """An orphan whose later Created copy names a smaller, still missing parent waits for that one only."""
+        tree = EventTree([created("c", "p2", t=3), created("c", "p1", t=4)])
+
+        assert ["c"] == ids(tree.orphans)
+        assert "p1" == tree.get("c").parent_id
+
+        tree.apply(created("p2", t=1))
+
+        assert [] == tree.get("p2").children
+        assert ["c"] == ids(tree.orphans)
+
+        tree.apply(created("p1", t=2))
+
+        assert ["c"] == ids(tree.get("p1").children)
+        assert [] == tree.orphans
+        assert ["p2", "p1"] == ids(tree.roots)
+
+    def test_an_orphan_leaves_its_missing_parent_while_a_sibling_keeps_waiting(self):
+        """Re-parenting one of two orphans of a missing parent leaves the other waiting for it."""
+        tree = EventTree(
+            [created("a", "p2", t=3), created("b", "p2", t=4), created("a", "p1", t=5)]
+        )
+
+        tree.apply(created("p2", t=1))
+        tree.apply(created("p1", t=2))
+
+        assert ["b"] == ids(tree.get("p2").children)
+        assert ["a"] == ids(tree.get("p1").children)
+        assert [] == tree.orphans
+
     def test_orphans_are_ordered_by_creation_time_then_id(self):
         """Orphans waiting for different parents list by created_at, ties by id."""
         tree = EventTree(
@@ -822,6 +854,17 @@ class TestRollUps:
         assert 1.5 == tree.get("r").elapsed(at(99_000_000))
         assert 1.5 == tree.get("r").elapsed()
 
+    def test_elapsed_of_a_running_event_without_now_runs_until_the_wall_clock(self):
+        """With no ``now``, a running event's elapsed time runs up to the current wall-clock time."""
+        three_seconds_ago = time.time_ns() // 1000 - 3_000_000
+        tree = EventTree([created("r", t=three_seconds_ago - T0, state=STARTED)])
+
+        before = time.time_ns() // 1000
+        elapsed = tree.get("r").elapsed()
+        after = time.time_ns() // 1000
+
+        assert (before - three_seconds_ago) / 1e6 <= elapsed <= (after - three_seconds_ago) / 1e6
+
     def test_elapsed_is_never_negative(self):
         """A now before the event's creation gives zero, not a negative duration."""
         tree = EventTree([created("r", t=5_000_000, state=STARTED)])
@@ -959,6 +1002,35 @@ class TestPruning:
 
         assert 2 == tree.prune_finished()
         assert 0 == len(tree)
+
+    def test_a_finished_orphan_is_pruned_and_its_parent_arrives_childless(self):
+        """A finished orphan is pruned; its parent arriving later is a root without it, and its late copies are ignored."""
+        orphan = created("c", "p", t=2, state=SUCCESS)
+        tree = EventTree([orphan])
+
+        assert 1 == tree.prune_finished()
+        assert (0, []) == (len(tree), tree.orphans)
+
+        tree.apply(created("p", t=1, state=STARTED))
+        tree.apply(orphan)
+
+        assert ["p"] == ids(tree.roots)
+        assert [] == tree.get("p").children
+        assert (1, None) == (len(tree), tree.get("c"))
+
+    def test_pruning_one_orphan_keeps_a_running_sibling_waiting(self):
+        """Of two orphans of one missing parent, the finished one is pruned and the running one still attaches."""
+        tree = EventTree(
+            [created("done", "p", t=2, state=SUCCESS), created("busy", "p", t=3, state=STARTED)]
+        )
+
+        assert 1 == tree.prune_finished()
+        assert ["busy"] == ids(tree.orphans)
+
+        tree.apply(created("p", t=1))
+
+        assert ["busy"] == ids(tree.get("p").children)
+        assert [] == tree.orphans
 
     def test_a_late_child_of_a_pruned_root_does_not_linger(self):
         """A finished child delivered after its root was pruned leaves nothing behind after the next prune."""

@@ -57,6 +57,7 @@ from alien_events_sdk import (
     RecordingHandler,
     WireFormatError,
     converter,
+    dump_change_line,
     dumps,
     from_dict,
     loads,
@@ -235,6 +236,14 @@ def teach_converter_versions() -> None:
     """Register the ``Version`` hooks on the SDK's converter (idempotent)."""
     converter.register_unstructure_hook(Version, str)
     converter.register_structure_hook(Version, lambda value, _: Version.parse(value))
+
+
+@event_type(tag="wire-test.Counted")
+class Counted(Event):
+    """A user event with an int field and a free-form one, for values orjson refuses."""
+
+    count: int
+    extra: Any = None
 
 
 USER_TYPES = (ImageShipped, WireTestHeartbeat)
@@ -1619,6 +1628,104 @@ class TestConverter:
         with pytest.raises(WireFormatError) as info:
             from_dict({"type": "wire-test.Released", "version": "1", "history": ["2", "b"]}, Event)
         assert "history[1]" == info.value.path
+
+    def test_unstructuring_something_else_as_an_event_is_a_type_error(self):
+        """``converter.unstructure(x, Event)`` with ``x`` not an event is a TypeError naming its type."""
+        with pytest.raises(TypeError) as info:
+            converter.unstructure("BuildingStack", AlienEvent.BuildingStack)
+        assert "expected an event, got str" == str(info.value)
+
+    def test_to_dict_hands_other_values_to_the_converter(self):
+        """``to_dict`` of a list of changes, or of a hooked type, gives what the converter gives."""
+        teach_converter_versions()
+        changes = produced_changes(
+            REALISTIC[AlienEvent.BuildingStack], MINIMAL[AlienEvent.BuildingStack]
+        )
+        assert [to_dict(change) for change in changes] == to_dict(changes)
+        assert [to_dict(SHIPPED), "1.2"] == to_dict([SHIPPED, Version(1, 2)])
+        assert "3.1" == to_dict(Version(3, 1))
+
+    def test_from_dict_hands_other_types_to_the_converter(self):
+        """``from_dict`` with a type it does not know itself reads through the converter's hooks."""
+        teach_converter_versions()
+        changes = produced_changes(
+            REALISTIC[AlienEvent.BuildingStack], MINIMAL[AlienEvent.BuildingStack]
+        )
+        assert changes == from_dict([to_dict(change) for change in changes], list[EventChange])
+        assert [SHIPPED] == from_dict([to_dict(SHIPPED)], list[Event])
+        assert Version(3, 1) == from_dict("3.1", Version)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason=(
+            "BUG: from_dict(data, list[Event]) hands the list to cattrs, whose detailed "
+            "validation wraps the element's WireFormatError in an IterableValidationError "
+            "(an ExceptionGroup), so bad input no longer raises WireFormatError"
+        ),
+    )
+    def test_from_dict_of_a_list_type_raises_wire_format_error_for_a_bad_item(self):
+        """``from_dict`` of a list of events with one malformed item raises WireFormatError."""
+        with pytest.raises(WireFormatError):
+            from_dict([to_dict(SHIPPED), {"type": "wire-test.ImageShipped"}], list[Event])
+
+
+# -- values orjson refuses --------------------------------------------------------------------
+
+BEYOND_64_BITS = st.integers(max_value=-(2**63) - 1) | st.integers(min_value=2**64)
+
+
+def counted_change(count: int, extra: Any = None) -> Created:
+    """The Created change a bus makes for ``Counted(count, extra)``."""
+    recorder = RecordingHandler()
+    with EventBus([recorder]):
+        Counted(count=count, extra=extra).emit()
+    (change,) = recorder.changes
+    return change
+
+
+class TestValuesOrjsonRefuses:
+    def test_an_int_past_64_bits_is_written_exactly_as_compact_utf8_json(self):
+        """An int orjson refuses is written with all its digits, compact, and text stays unescaped."""
+        event = Counted(count=2**70, extra={"note": "café ☕", "xs": [1.5, None, True, -(2**65)]})
+        assert (
+            '{"type":"wire-test.Counted","count":1180591620717411303424,'
+            '"extra":{"note":"café ☕","xs":[1.5,null,true,-36893488147419103232]}}'
+        ) == dumps(event)
+
+    @SETTINGS
+    @given(BEYOND_64_BITS, st.text(max_size=8))
+    def test_changes_with_ints_past_64_bits_are_written_exactly(self, count, note):
+        """``dumps`` and ``dump_change_line`` write any int past 64 bits exactly, and ``from_dict`` reads it back."""
+        change = counted_change(count, {"note": note, "big": [count]})
+
+        text = dumps(change)
+        line = dump_change_line(change)
+
+        assert to_dict(change) == json.loads(text)
+        assert (text + "\n").encode() == line
+        assert 1 == line.count(b"\n")
+        assert change == from_dict(json.loads(line))
+
+    def test_an_error_context_with_a_huge_int_is_written_exactly(self):
+        """An AlienError whose context holds an int past 64 bits is written with every digit."""
+        error = AlienError(code="OVERFLOW", message="too big", context={"value": 10**30})
+        assert {"value": 10**30} == json.loads(dumps(error))["context"]
+        assert error == from_dict(json.loads(dumps(error)), AlienError)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason=(
+            "BUG: dumps/dump_change_line fall back to the standard library to write ints past "
+            "64 bits exactly, but loads reads with orjson, which turns them into floats: an int "
+            "field then fails ('expected int, got float') and an Any field loses digits"
+        ),
+    )
+    @pytest.mark.parametrize("count", [2**64, -(2**63) - 1, 10**30])
+    def test_loads_reads_back_what_dumps_wrote_for_ints_past_64_bits(self, count):
+        """A change holding an int past 64 bits reads back equal from its own text and line."""
+        change = counted_change(count, {"big": count})
+        assert change == loads(dumps(change))
+        assert change == loads(dump_change_line(change))
 
 
 # -- a smoke check that the bus and the wire agree on every kind of change ------------------
