@@ -48,9 +48,15 @@ def _hint_schema(hint: Any, seen: set[type]) -> dict[str, Any]:  # noqa: PLR0911
     if origin is typing.Annotated:
         return _hint_schema(args[0], seen)
     if origin is typing.Union or origin is types.UnionType:
-        return {"oneOf": [_hint_schema(a, seen) for a in args]}
+        # anyOf, not oneOf: alternatives may overlap (float | int, Any | None), and a value
+        # that matches two of them is still valid.
+        alternatives = [_hint_schema(a, seen) for a in args]
+        return {} if {} in alternatives else {"anyOf": alternatives}
     if origin is typing.Literal:
         return {"enum": list(args)}
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        items = [_hint_schema(a, seen) for a in args]
+        return {"type": "array", "prefixItems": items, "items": False, "minItems": len(items)}
     if origin in (tuple, list, Sequence, typing.Sequence, set, frozenset):
         return {"type": "array", "items": _hint_schema(args[0], seen) if args else {}}
     if origin in (dict, Mapping, typing.Mapping):
@@ -65,7 +71,7 @@ def _hint_schema(hint: Any, seen: set[type]) -> dict[str, Any]:  # noqa: PLR0911
 
 def _merge(schema: dict[str, Any], extra: Mapping[str, Any]) -> None:
     """Add keywords to a field's schema; for an optional field, to its non-null alternative."""
-    for alternative in schema.get("oneOf", [schema]):
+    for alternative in schema.get("anyOf", [schema]):
         if alternative.get("type") != "null":
             alternative.update(extra)
 

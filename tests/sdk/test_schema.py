@@ -85,6 +85,14 @@ class Sampled(Event):
     note: Any | None = None
 
 
+@event_type(tag="schema-test.Measured")
+class Measured(Event):
+    """A measurement (a user event type with a fixed-length tuple and overlapping unions)."""
+
+    point: tuple[int, str]
+    ratio: float | int = 1
+
+
 def ours() -> jsonschema.Draft202012Validator:
     """A validator of our whole wire format, built now (it includes every registered type)."""
     return jsonschema.Draft202012Validator(json_schema())
@@ -389,7 +397,7 @@ class TestUserTypesInSchema:
             "readings": {"type": "array", "items": {"type": "integer"}},
             "tags": {"type": "object", "additionalProperties": {"type": "string"}},
             "where": {
-                "oneOf": [
+                "anyOf": [
                     {
                         "type": "object",
                         "description": "A nested attrs class inside a user event.",
@@ -456,14 +464,21 @@ class TestUserTypesInSchema:
             with pytest.raises(WireFormatError):
                 from_dict(broken, Event)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "BUG: an optional free-form field (Any | None) is described as "
-            'oneOf [{}, {"type": "null"}]; null matches both alternatives, so our schema '
-            "refuses the field's own default, None, which the SDK writes and reads"
-        ),
+    @pytest.mark.parametrize("ratio", [2, 2.5])
+    def test_a_value_two_alternatives_of_a_union_match_is_valid(self, ratio):
+        """An int for a ``float | int`` field (it is a number and an integer) is valid."""
+        doc = to_dict(Measured(point=(1, "a"), ratio=ratio))
+        assert [] == [e.message for e in ours_for("AlienEvent").iter_errors(doc)]
+
+    @pytest.mark.parametrize(
+        ("point", "valid"),
+        [([1, "a"], True), (["a", 1], False), ([1], False), ([1, "a", "b"], False)],
     )
+    def test_a_fixed_length_tuple_is_described_item_by_item(self, point, valid):
+        """A ``tuple[int, str]`` field's schema takes exactly an integer then a string."""
+        doc = {"type": "schema-test.Measured", "point": point, "ratio": 1}
+        assert valid == ours_for("AlienEvent").is_valid(doc)
+
     def test_an_optional_free_form_field_accepts_null(self):
         """A ``note: Any | None = None`` field written as null is valid for our schema."""
         doc = to_dict(Sampled(rate=1.0, labels={}))
