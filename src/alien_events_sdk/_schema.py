@@ -38,7 +38,7 @@ def _description(cls: type) -> dict[str, str]:
     return {"description": doc.strip().split("\n\n")[0].replace("\n", " ")}
 
 
-def _hint_schema(hint: Any, seen: set[type]) -> dict[str, Any]:  # noqa: PLR0911  (a return per kind)
+def _hint_schema(hint: Any, seen: set[type]) -> dict[str, Any]:  # noqa: C901, PLR0911  (a return per kind)
     if hint in _SCALARS:
         return dict(_SCALARS[hint])
     if hint is Any or hint is object:

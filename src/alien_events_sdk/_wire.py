@@ -9,6 +9,8 @@ and ``converter`` the cattrs converter that carries the same hooks, for people w
 from __future__ import annotations
 
 import json
+import math
+import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
@@ -440,11 +442,40 @@ def from_dict(data: Any, cls: Any = EventChange) -> Any:
     return converter.structure(data, cls)
 
 
+# 19 digits in a row may be an integer orjson cannot hold (past -2**63 or 2**64 - 1), which it
+# would read as a float; such text goes to the standard library, which reads it exactly.
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+def decode(text: str | bytes) -> Any:
+    """Read JSON text (orjson; the standard library for integers past 64 bits, read exactly)."""
+    pattern = _LONG_DIGITS_BYTES if isinstance(text, bytes | bytearray) else _LONG_DIGITS
+    if pattern.search(text) is None:  # type: ignore[arg-type]
+        return orjson.loads(text)
+    return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float, refusing one past the float range (as orjson does)."""
+    value = float(text)
+    if math.isinf(value):
+        msg = f"number is infinity when parsed as double: {text}"
+        raise ValueError(msg)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    """Refuse ``NaN`` and ``Infinity``, which are not JSON (the standard library takes them)."""
+    msg = f"{text} is not valid JSON"
+    raise ValueError(msg)
+
+
 def loads(text: str | bytes) -> EventChange:
     """Read one change from its JSON text; ``WireFormatError`` if it is not JSON or not a change."""
     try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        data = decode(text)
+    except ValueError as exc:  # orjson's and json's decode errors are both ValueErrors
         raise WireFormatError("<document>", f"not JSON: {exc}") from None
     return change_from_dict(data)
 

@@ -1712,20 +1712,24 @@ class TestValuesOrjsonRefuses:
         assert {"value": 10**30} == json.loads(dumps(error))["context"]
         assert error == from_dict(json.loads(dumps(error)), AlienError)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "BUG: dumps/dump_change_line fall back to the standard library to write ints past "
-            "64 bits exactly, but loads reads with orjson, which turns them into floats: an int "
-            "field then fails ('expected int, got float') and an Any field loses digits"
-        ),
-    )
     @pytest.mark.parametrize("count", [2**64, -(2**63) - 1, 10**30])
     def test_loads_reads_back_what_dumps_wrote_for_ints_past_64_bits(self, count):
         """A change holding an int past 64 bits reads back equal from its own text and line."""
         change = counted_change(count, {"big": count})
         assert change == loads(dumps(change))
         assert change == loads(dump_change_line(change))
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            '{"type": "updated", "id": "e", "updatedAt": NaN, "n": 1234567890123456789}',
+            '{"type": "updated", "id": "e", "x": 1e400, "n": 1234567890123456789}',
+        ],
+    )
+    def test_long_numbers_do_not_let_non_json_through(self, text):
+        """Text read exactly for its long integers still refuses NaN and out-of-range floats."""
+        with pytest.raises(WireFormatError, match="not JSON"):
+            loads(text)
 
 
 # -- a smoke check that the bus and the wire agree on every kind of change ------------------
