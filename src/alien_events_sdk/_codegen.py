@@ -88,10 +88,9 @@ def is_plain(hint: Any) -> bool:
     """Whether values of this hint are already JSON (no conversion either way)."""
     if hint in _PRIMITIVES or hint is Any or hint is object:
         return True
-    optional, inner = _is_optional(hint)
-    if optional:
-        return is_plain(inner)
     origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return all(is_plain(a) for a in typing.get_args(hint))
     if origin is typing.Literal:
         return all(isinstance(a, _PRIMITIVES) for a in typing.get_args(hint))
     if origin is typing.Annotated:
@@ -112,7 +111,7 @@ class Generator:
 
     # -- values by hint ---------------------------------------------------------------------
 
-    def value_dumper(self, hint: Any) -> Unstructure | None:  # noqa: PLR0911  (a return per kind)
+    def value_dumper(self, hint: Any) -> Unstructure | None:  # noqa: C901, PLR0911  (one per kind)
         """Return how to turn a value of ``hint`` into JSON, or ``None`` when it already is."""
         if is_plain(hint):
             return copy_json if _holds_containers(hint) else None
@@ -124,6 +123,11 @@ class Generator:
             return lambda v: None if v is None else dump(v)
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
+        if origin is typing.Union or origin is types.UnionType:
+            return self._union_dumper(args)
+        if _is_fixed_tuple(hint):
+            items = [self.value_dumper(a) or _same for a in args]
+            return lambda v: [dump(x) for dump, x in zip(items, v, strict=True)]
         if origin in (tuple, list, Sequence, typing.Sequence, set, frozenset):
             item = self.value_dumper(args[0]) if args else None
             if item is None:
@@ -140,7 +144,7 @@ class Generator:
             return self.dump_attrs
         return self._converter.unstructure
 
-    def value_loader(self, hint: Any) -> Structure | None:  # noqa: PLR0911  (a return per kind)
+    def value_loader(self, hint: Any) -> Structure | None:  # noqa: C901, PLR0911  (one per kind)
         """Return how to read a JSON value into ``hint`` (the constructor checks the rest)."""
         if is_plain(hint):
             return None
@@ -152,6 +156,10 @@ class Generator:
             return lambda v, path: None if v is None else load(v, path)
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
+        if origin is typing.Union or origin is types.UnionType:
+            return self._union_loader(args)
+        if _is_fixed_tuple(hint):
+            return self._fixed_tuple_loader(args)
         if origin in (tuple, list, Sequence, typing.Sequence, set, frozenset):
             item = self.value_loader(args[0]) if args else None
             container = _CONTAINERS.get(origin, tuple)
@@ -171,6 +179,50 @@ class Generator:
             return lambda v, path: self.load_attrs(hint, v, path)
         converter = self._converter
         return lambda v, path: _structure_with(converter, v, hint, path)
+
+    def _union_dumper(self, args: tuple[Any, ...]) -> Unstructure:
+        """Write a union's value by the alternative its runtime type matches."""
+        choices = [(_runtime_class(a), self.value_dumper(a) or _same) for a in args]
+        unstructure = self._converter.unstructure
+
+        def dump(value: Any) -> Any:
+            for cls, dump_one in choices:
+                if cls is not None and isinstance(value, cls):
+                    return dump_one(value)
+            return unstructure(value)
+
+        return dump
+
+    def _union_loader(self, args: tuple[Any, ...]) -> Structure:
+        """Read a union's value as the first alternative that takes it, in the hint's order."""
+        choices = [(check_for(a), self.value_loader(a)) for a in args]
+        expected = " | ".join(getattr(a, "__name__", repr(a)) for a in args)
+
+        def load(value: Any, path: str) -> Any:
+            for check, load_one in choices:
+                try:
+                    return check("", path, value if load_one is None else load_one(value, path))
+                except (WireFormatError, EventValidationError):
+                    continue
+            raise WireFormatError(path, f"expected {expected}, got {_json_kind(value)}")
+
+        return load
+
+    def _fixed_tuple_loader(self, args: tuple[Any, ...]) -> Structure:
+        """Read ``tuple[int, str]`` from an array of exactly that many items, each by its hint."""
+        items = [self.value_loader(a) for a in args]
+
+        def load(value: Any, path: str) -> Any:
+            values = _as_list(value, path)
+            if len(values) != len(items):
+                msg = f"expected an array of {len(items)} items, got {len(values)}"
+                raise WireFormatError(path, msg)
+            return tuple(
+                raw if load_one is None else load_one(raw, f"{path}[{i}]")
+                for i, (load_one, raw) in enumerate(zip(items, values, strict=True))
+            )
+
+        return load
 
     # -- attrs classes ----------------------------------------------------------------------
 
@@ -279,6 +331,26 @@ class Generator:
                 raise _from_validation(exc, path, keys) from None
 
         return load
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _is_fixed_tuple(hint: Any) -> bool:
+    """``tuple[int, str]``, not ``tuple[int, ...]``."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is tuple and bool(args) and args[-1] is not Ellipsis
+
+
+def _runtime_class(hint: Any) -> type | None:
+    """The class a value of ``hint`` is an instance of, if one class tells (for unions)."""
+    if isinstance(hint, type):
+        return hint
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return _runtime_class(typing.get_args(hint)[0])
+    return origin if isinstance(origin, type) else None
 
 
 def _join(path: str, key: str) -> str:

@@ -94,6 +94,13 @@ class BackedUp(Event):
     medium: Disk | Tape
 
 
+@event_type(tag="codegen-test.Labelled")
+class Labelled(Event):
+    """A user event with a fixed-length tuple holding an attrs class and a string."""
+
+    item: tuple[Disk, str]
+
+
 class NotRegistered(Event):
     """An Event subclass someone forgot to decorate with ``@event_type``."""
 
@@ -238,14 +245,6 @@ class TestUnions:
         assert {"type": "codegen-test.Measured", "value": value} == to_dict(event)
         assert to_dict(event) == json.loads(dumps(event))
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "BUG: a field typed as a union of JSON types (int | str) is written but cannot be "
-            "read back: is_plain() treats only Optional unions as plain, so the reader hands "
-            "the union to cattrs, which refuses it ('Register a structure hook')"
-        ),
-    )
     @pytest.mark.parametrize("value", [7, "seven"])
     def test_a_union_of_json_types_reads_back(self, value):
         """A field typed ``int | str`` reads back from what the SDK wrote for it."""
@@ -253,20 +252,57 @@ class TestUnions:
 
         assert event == from_dict(to_dict(event), Measured)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "BUG: an attrs class inside a union (Disk | Tape) is written by cattrs with "
-            "snake_case keys ({'size_bytes': 5}), unlike the same class as a plain field and "
-            "unlike json_schema(), which both use camelCase"
-        ),
-    )
     def test_an_attrs_class_in_a_union_is_written_with_camel_case_keys(self):
         """A nested attrs class held by a union field is written with camelCase keys and reads back."""
         event = BackedUp(medium=Disk(size_bytes=5))
 
         assert {"type": "codegen-test.BackedUp", "medium": {"sizeBytes": 5}} == to_dict(event)
         assert event == from_dict(to_dict(event), BackedUp)
+
+    def test_a_union_value_is_read_as_the_first_alternative_that_takes_it(self):
+        """A ``Disk | Tape`` field reads a tape's object as a Tape (a Disk would need sizeBytes)."""
+        event = BackedUp(medium=Tape(length_metres=2.5))
+
+        assert {"lengthMetres": 2.5} == to_dict(event)["medium"]
+        assert event == from_dict(to_dict(event), BackedUp)
+
+    def test_a_value_no_alternative_takes_names_the_union(self):
+        """A value no alternative of the union takes is a WireFormatError at the field, naming them."""
+        with pytest.raises(WireFormatError) as info:
+            from_dict({"type": "codegen-test.BackedUp", "medium": {"colour": "red"}}, Event)
+
+        assert ("medium", "expected Disk | Tape, got an object") == (
+            info.value.path,
+            info.value.reason,
+        )
+
+    @pytest.mark.parametrize("value", [7, "seven"])
+    def test_a_union_of_json_types_refuses_another_json_type(self, value):
+        """A field typed ``int | str`` refuses a JSON array, naming the field."""
+        with pytest.raises(WireFormatError) as info:
+            from_dict({"type": "codegen-test.Measured", "value": [value]}, Event)
+
+        assert "value" == info.value.path
+
+
+class TestFixedLengthTuples:
+    def test_each_item_is_written_and_read_by_its_own_hint(self):
+        """A ``tuple[Disk, str]`` field is an array of a camelCase object and a string, read back."""
+        event = Labelled(item=(Disk(size_bytes=3), "spare"))
+
+        assert [{"sizeBytes": 3}, "spare"] == to_dict(event)["item"]
+        assert event == from_dict(json.loads(dumps(event)), Event)
+
+    @pytest.mark.parametrize("item", [[{"sizeBytes": 3}], [{"sizeBytes": 3}, "a", "b"]])
+    def test_another_number_of_items_is_refused(self, item):
+        """An array of the wrong length for a ``tuple[Disk, str]`` field is a WireFormatError saying so."""
+        with pytest.raises(WireFormatError) as info:
+            from_dict({"type": "codegen-test.Labelled", "item": item}, Event)
+
+        assert ("item", f"expected an array of 2 items, got {len(item)}") == (
+            info.value.path,
+            info.value.reason,
+        )
 
 
 # -- what cannot be written or read -----------------------------------------------------------
