@@ -439,7 +439,33 @@ def from_dict(data: Any, cls: Any = EventChange) -> Any:
         return handle_from_dict(data)
     if cls is EventState:
         return state_from_json(data)[0]
-    return converter.structure(data, cls)
+    try:
+        return converter.structure(data, cls)
+    except cattrs.errors.BaseValidationError as exc:
+        raise _first_failure(exc, "") from exc
+
+
+def _first_failure(error: BaseException, path: str) -> WireFormatError:
+    """
+    The first failure inside cattrs' exception groups, as a ``WireFormatError`` with its path.
+
+    cattrs collects what went wrong (a list item, a class attribute) in groups whose notes say
+    where; bad input should still raise the one error ``from_dict`` promises.
+    """
+    if isinstance(error, cattrs.errors.BaseValidationError) and error.exceptions:
+        inner = error.exceptions[0]
+        for note in getattr(inner, "__notes__", ()):
+            if isinstance(note, cattrs.errors.IterableValidationNote):
+                path = f"{path}[{note.index}]"
+            elif isinstance(note, cattrs.errors.AttributeValidationNote):
+                path = _join(path, note.name)
+        return _first_failure(inner, path)
+    if isinstance(error, WireFormatError):
+        return WireFormatError(
+            _join(path, error.path) if error.path != "<document>" else path or error.path,
+            error.reason,
+        )
+    return WireFormatError(path or "<document>", str(error))
 
 
 # 19 digits in a row may be an integer orjson cannot hold (past -2**63 or 2**64 - 1), which it

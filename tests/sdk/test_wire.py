@@ -1655,18 +1655,25 @@ class TestConverter:
         assert [SHIPPED] == from_dict([to_dict(SHIPPED)], list[Event])
         assert Version(3, 1) == from_dict("3.1", Version)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "BUG: from_dict(data, list[Event]) hands the list to cattrs, whose detailed "
-            "validation wraps the element's WireFormatError in an IterableValidationError "
-            "(an ExceptionGroup), so bad input no longer raises WireFormatError"
-        ),
-    )
     def test_from_dict_of_a_list_type_raises_wire_format_error_for_a_bad_item(self):
-        """``from_dict`` of a list of events with one malformed item raises WireFormatError."""
-        with pytest.raises(WireFormatError):
+        """``from_dict`` of a list of events with one malformed item raises WireFormatError at it."""
+        with pytest.raises(WireFormatError) as info:
             from_dict([to_dict(SHIPPED), {"type": "wire-test.ImageShipped"}], list[Event])
+        assert info.value.path.startswith("[1].")
+
+    def test_from_dict_of_a_plain_attrs_class_names_the_attribute_and_index(self):
+        """A bad event inside a plain attrs class's list field is reported at ``field[index].key``."""
+
+        @attrs.frozen
+        class Shipment:
+            events: list[Event]
+
+        with pytest.raises(WireFormatError) as info:
+            from_dict({"events": [to_dict(SHIPPED), {"type": "BuildingStack"}]}, Shipment)
+        assert ("events[1].stack", "required field is missing") == (
+            info.value.path,
+            info.value.reason,
+        )
 
 
 # -- values orjson refuses --------------------------------------------------------------------
