@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import typing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -44,12 +45,30 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             "use the async forms (aemit, aupdate, acomplete, afail) inside async handlers"
         )
         raise RuntimeError(msg)
-    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    succeeded, outcome = asyncio.run_coroutine_threadsafe(_outcome(coro), loop).result()
+    if succeeded:
+        return typing.cast("T", outcome)
+    raise outcome
+
+
+async def _outcome(coro: Coroutine[Any, Any, T]) -> tuple[bool, Any]:
+    """
+    Await ``coro`` and return (True, its result) or (False, what it raised), whatever it raised.
+
+    ``SystemExit`` and ``KeyboardInterrupt`` would otherwise stop the loop thread itself and
+    leave the waiting emitter without an answer; they are raised in the emitter's thread.
+    """
+    try:
+        return True, await coro
+    except BaseException as exc:  # noqa: BLE001  (handed to the emitter, raised there)
+        return False, exc
 
 
 def _reset_after_fork() -> None:
-    global _loop, _thread
-    _loop, _thread = None, None
+    # The child has only the forking thread: the loop thread is gone, and the lock may have
+    # been held by a thread that no longer exists.
+    global _loop, _thread, _lock
+    _loop, _thread, _lock = None, None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
