@@ -8,8 +8,10 @@ the change being handled; a chain longer than the bus's limit stops with an erro
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +103,7 @@ class Dispatcher:
         Deliver ``change`` to every handler before returning; raise ``EventHandlerError`` after.
         """
         delivery = _get_delivery()
-        if delivery is not None and delivery[0] is self and _queued(delivery, change):
+        if delivery is not None and self._joins(delivery, change):
             return
         calls = self._sync_calls
         if not calls:
@@ -120,12 +122,27 @@ class Dispatcher:
             if len(delivery) > 1:
                 errors = self._drain(delivery, errors)
         finally:
-            delivery[0] = None
+            delivery[0] = _CLOSING
             _reset_delivery(token)
-        if len(delivery) > 1:  # queued by another thread just as the delivery closed
-            errors = self._drain(delivery, errors)
+        try:
+            if len(delivery) > 1:  # queued by another thread just as the delivery closed
+                errors = self._drain(delivery, errors)
+        finally:
+            delivery[0] = None
         if errors is not None:
             raise _handler_error(errors)
+
+    def _joins(self, delivery: list[Any], change: EventChange) -> bool:
+        """
+        Queue ``change`` in this context's delivery if it is still open; ``False`` if it closed.
+
+        A closed delivery may still be delivering what was queued in it before it closed (by
+        a thread carrying its context): the change waits for that, so it cannot overtake them.
+        """
+        if delivery[0] is self and _queued(delivery, change, self):
+            return True
+        _wait_until_closed(delivery)
+        return False
 
     def _drain(
         self, delivery: list[Any], errors: list[BaseException] | None
@@ -154,8 +171,10 @@ class Dispatcher:
         Async twin of ``deliver``: async handlers are awaited on the running loop.
         """
         delivery = _delivery.get()
-        if delivery is not None and delivery[0] is self and _queued(delivery, change):
-            return
+        if delivery is not None:
+            if delivery[0] is self and _queued(delivery, change, self):
+                return
+            await _await_closed(delivery)
         calls = self._async_calls
         if not calls:
             return
@@ -165,10 +184,13 @@ class Dispatcher:
         try:
             errors = await self._adrain(delivery, errors, limit=self._limit + 1)
         finally:
-            delivery[0] = None
+            delivery[0] = _ACLOSING
             _delivery.reset(token)
-        if len(delivery) > 1:  # queued by another thread just as the delivery closed
-            errors = await self._adrain(delivery, errors, limit=self._limit)
+        try:
+            if len(delivery) > 1:  # queued by another thread just as the delivery closed
+                errors = await self._adrain(delivery, errors, limit=self._limit)
+        finally:
+            delivery[0] = None
         if errors is not None:
             raise _handler_error(errors)
 
@@ -198,7 +220,7 @@ class Dispatcher:
         return errors
 
 
-def _queued(delivery: list[Any], change: EventChange) -> bool:
+def _queued(delivery: list[Any], change: EventChange, owner: object) -> bool:
     """
     Queue a change emitted during a delivery; ``False`` if the delivery closed meanwhile.
 
@@ -207,13 +229,50 @@ def _queued(delivery: list[Any], change: EventChange) -> bool:
     emitter with ``remove``, both atomic, and the emitter delivers what it took back itself.
     """
     delivery.append(change)
-    if delivery[0] is not None:
+    if delivery[0] is owner:
         return True
     try:
         delivery.remove(change)
     except ValueError:
         return True
     return False
+
+
+# A delivery's first item: its dispatcher while open; one of these while it delivers what was
+# queued as it closed; None once it is done.
+_CLOSING = "closing"
+_ACLOSING = "closing on an event loop"
+_PATIENCE = 30.0
+"""Seconds an emitter waits for a closed delivery before delivering anyway (never a hang)."""
+
+
+def _wait_until_closed(delivery: list[Any]) -> None:
+    """Wait while a closed delivery of this context still delivers what was queued in it."""
+    closing = delivery[0]
+    if closing is not _CLOSING and (closing is not _ACLOSING or _on_an_event_loop()):
+        # Not closing; or closing on an event loop that may be this thread's, which waiting
+        # would stop (the async forms wait for it instead).
+        return
+    pause, deadline = 0.0001, time.monotonic() + _PATIENCE
+    while delivery[0] is closing and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+
+
+def _on_an_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _await_closed(delivery: list[Any]) -> None:
+    """Async twin of ``_wait_until_closed``: lets the event loop run while it waits."""
+    pause, deadline = 0.0001, time.monotonic() + _PATIENCE
+    while delivery[0] in {_CLOSING, _ACLOSING} and time.monotonic() < deadline:
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.01)
 
 
 def _runaway(limit: int) -> RuntimeError:

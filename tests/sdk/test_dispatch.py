@@ -58,6 +58,7 @@ TAKE = Point(Dispatcher._drain.__code__, "c_call", "pop")
 ASYNC_TAKE = Point(Dispatcher._adrain.__code__, "c_call", "pop")
 QUEUING = Point(_dispatch._queued.__code__, "call")
 QUEUED = Point(_dispatch._queued.__code__, "c_return", "append")
+TAKEN_BACK = Point(_dispatch._queued.__code__, "c_return", "remove")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -402,9 +403,11 @@ class TestChangeQueuedAsTheDeliveryCloses:
 
         def job():
             signals.wait("go")
-            with PausePoints((QUEUED, signals.handshake("queued", "take"))):
-                Step(name="late").emit()
-            signals.set("worker delivered")
+            with PausePoints(
+                (QUEUED, signals.handshake("queued", "take")),
+                (TAKEN_BACK, lambda: signals.set("taken back")),
+            ):
+                Step(name="late").emit()  # waits for the closing delivery, then delivers
 
         spawner = Spawner(job)
         bus = EventBus([spawner, Log("first", entries), Log("second", entries)])
@@ -412,7 +415,7 @@ class TestChangeQueuedAsTheDeliveryCloses:
             bus,
             PausePoints(
                 (LAST_LOOK, signals.handshake("go", "queued")),
-                (TAKE, signals.handshake("take", "worker delivered")),
+                (TAKE, signals.handshake("take", "taken back")),
             ) as points,
         ):
             Step(name="start").emit()
@@ -436,15 +439,17 @@ class TestChangeQueuedAsTheDeliveryCloses:
             async def emit():
                 await Step(name="late").aemit()
 
-            with PausePoints((QUEUED, signals.handshake("queued", "take"))):
+            with PausePoints(
+                (QUEUED, signals.handshake("queued", "take")),
+                (TAKEN_BACK, lambda: signals.set("taken back")),
+            ):
                 asyncio.run(emit())  # its task copies the carried context
-            signals.set("worker delivered")
 
         spawner = Spawner(job)
         bus = EventBus([spawner, Log("first", entries), AsyncLog("second", entries)])
         with PausePoints(
             (ASYNC_LAST_LOOK, signals.handshake("go", "queued")),
-            (ASYNC_TAKE, signals.handshake("take", "worker delivered")),
+            (ASYNC_TAKE, signals.handshake("take", "taken back")),
         ) as points:
             run_async(bus)
         assert [] == spawner.join()
@@ -455,18 +460,9 @@ class TestChangeQueuedAsTheDeliveryCloses:
             *delivered(["first", "second"], ("created", "late", 0), WORKER),
         ] == entries
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason=(
-            "BUG: a change queued just as a delivery closes is delivered by the closing "
-            "delivery's second drain, but the same thread's next change finds the delivery "
-            "closed and is delivered at once, before it: handlers see seq 1 before seq 0"
-        ),
-    )
     def test_next_change_of_the_thread_that_queued_at_close_is_delivered_after_it(self):
         """A carried thread's changes reach handlers in its order even when the first was queued as the delivery closed."""
-        signals, entries = Signals(), []
+        signals, entries, early = Signals(), [], []
 
         def job():
             signals.wait("go")
@@ -482,13 +478,59 @@ class TestChangeQueuedAsTheDeliveryCloses:
             bus,
             PausePoints(
                 (LAST_LOOK, signals.handshake("go", "created queued")),
-                # Here the closing delivery is about to take the queued Created. A sound
-                # implementation may make ``complete`` wait for it: go on after a while then.
-                (TAKE, lambda: (signals.set("closed"), signals.wait("completed", 5.0))),
+                # Here the closing delivery is about to take the queued Created: ``complete``
+                # must wait for it (a moment is enough to see it does not finish first).
+                (
+                    TAKE,
+                    lambda: (
+                        signals.set("closed"),
+                        early.append(signals.seen_within("completed", 0.3)),
+                    ),
+                ),
             ),
         ):
             Step(name="start").emit()
         assert [] == spawner.join()
+        assert [False] == early
+        late = [entry[:2] for entry in entries if entry[1][1] != "start"]
+        assert [
+            ("first", ("created", "late", 0)),
+            ("second", ("created", "late", 0)),
+            ("first", ("state", "SUCCESS", 1)),
+            ("second", ("state", "SUCCESS", 1)),
+        ] == late
+
+    @pytest.mark.parametrize("form", ["emit", "aemit"])
+    def test_next_change_after_one_queued_as_an_async_delivery_closed_comes_after_it(self, form):
+        """As an async delivery closes, a carried thread's next change (sync or async) waits for its queued one."""
+        signals, entries, early = Signals(), [], []
+
+        def job():
+            signals.wait("go")
+            handle = Step(name="late").emit(EventState.STARTED)  # queued
+            signals.set("created queued")
+            signals.wait("closed")
+            if form == "emit":
+                handle.complete()  # a thread without an event loop: it may wait
+            else:
+                asyncio.run(handle.acomplete())
+            signals.set("completed")
+
+        spawner = Spawner(job)
+        bus = EventBus([spawner, Log("first", entries), AsyncLog("second", entries)])
+        with PausePoints(
+            (ASYNC_LAST_LOOK, signals.handshake("go", "created queued")),
+            (
+                ASYNC_TAKE,
+                lambda: (
+                    signals.set("closed"),
+                    early.append(signals.seen_within("completed", 0.3)),
+                ),
+            ),
+        ):
+            run_async(bus)
+        assert [] == spawner.join()
+        assert [False] == early
         late = [entry[:2] for entry in entries if entry[1][1] != "start"]
         assert [
             ("first", ("created", "late", 0)),

@@ -116,6 +116,10 @@ class Signals:
         self.problems.append(f"timed out after {timeout:.0f} s waiting for {name!r}")
         return False
 
+    def seen_within(self, name: str, seconds: float) -> bool:
+        """Whether the flag ``name`` goes up within ``seconds`` (not going up is no problem)."""
+        return self._flag(name).wait(seconds)
+
     def handshake(self, signal: str, wait_for: str) -> Callable[[], bool]:
         """An action for a ``Point``: raise ``signal``, then wait for ``wait_for``."""
 
