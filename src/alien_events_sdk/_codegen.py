@@ -113,6 +113,8 @@ class Generator:
 
     def value_dumper(self, hint: Any) -> Unstructure | None:  # noqa: C901, PLR0911  (one per kind)
         """Return how to turn a value of ``hint`` into JSON, or ``None`` when it already is."""
+        if typing.get_origin(hint) is typing.Annotated:
+            return self.value_dumper(typing.get_args(hint)[0])
         if is_plain(hint):
             return copy_json if _holds_containers(hint) else None
         optional, inner = _is_optional(hint)
@@ -146,6 +148,8 @@ class Generator:
 
     def value_loader(self, hint: Any) -> Structure | None:  # noqa: C901, PLR0911  (one per kind)
         """Return how to read a JSON value into ``hint`` (the constructor checks the rest)."""
+        if typing.get_origin(hint) is typing.Annotated:
+            return self.value_loader(typing.get_args(hint)[0])
         if is_plain(hint):
             return None
         optional, inner = _is_optional(hint)

@@ -226,13 +226,10 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _text(value: Any, path: str, *, allow_none: bool = False) -> Any:
+def _text(value: Any, path: str) -> Any:
     if isinstance(value, str) and value:
         return value
-    if allow_none and value is None:
-        return None
-    expected = "a non-empty string" + (" or null" if allow_none else "")
-    raise WireFormatError(path, f"expected {expected}, got {_json_kind(value)}")
+    raise WireFormatError(path, f"expected a non-empty string, got {_json_kind(value)}")
 
 
 def _parent(value: Any, path: str) -> str | None:

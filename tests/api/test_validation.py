@@ -226,7 +226,24 @@ class TestRarerHints:
         assert hash(event) == hash(AnnotatedSequence(tags=("a", "b")))
 
 
+@event_type(tag="ApiValidationComputedChecked")
+class ComputedChecked(Event):
+    """An ``init=False`` field without default, set by ``__attrs_post_init__``, with a validator."""
+
+    a: int
+    total: int = attrs.field(init=False, validator=attrs.validators.ge(0))
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "total", self.a * 2)
+
+
 class TestFieldsNotInInit:
+    def test_a_field_set_by_post_init_is_checked_and_validated_after_it(self):
+        """A field ``__attrs_post_init__`` sets is checked against its hint and its validator, after it runs."""
+        assert 4 == ComputedChecked(2).total
+        with pytest.raises(ValueError, match="'total' must be >= 0: -2"):
+            ComputedChecked(-1)
+
     def test_default_is_set_without_being_a_parameter(self):
         """An ``init=False`` field with a default gets it, and ``__init__`` does not take it."""
         assert "deploy" == NotInit("n").kind

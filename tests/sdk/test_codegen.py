@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import attrs
 import pytest
@@ -283,6 +283,40 @@ class TestUnions:
             from_dict({"type": "codegen-test.Measured", "value": [value]}, Event)
 
         assert "value" == info.value.path
+
+
+@event_type(tag="codegen-test.Mixed")
+class Mixed(Event):
+    """A user event whose union mixes a generic alias, an annotated class and a literal."""
+
+    value: list[int] | Annotated[Disk, "a disk"] | Literal["none"]
+
+
+@event_type(tag="codegen-test.Annotated")
+class AnnotatedDisk(Event):
+    """A user event whose attrs-class field carries ``Annotated`` metadata."""
+
+    disk: Annotated[Disk, "the backup disk"]
+
+
+class TestUnionsOfOtherKinds:
+    def test_an_annotated_attrs_class_field_is_written_like_the_bare_class(self):
+        """An ``Annotated[Disk, ...]`` field is written with camelCase keys and reads back."""
+        event = AnnotatedDisk(disk=Disk(size_bytes=4))
+
+        assert {"sizeBytes": 4} == to_dict(event)["disk"]
+        assert event == from_dict(json.loads(dumps(event)), Event)
+
+    @pytest.mark.parametrize(
+        ("value", "written"),
+        [([1, 2], [1, 2]), (Disk(size_bytes=9), {"sizeBytes": 9}), ("none", "none")],
+    )
+    def test_each_alternative_is_written_and_read_back(self, value, written):
+        """A list, an annotated attrs class or a literal in one union each write and read back."""
+        event = Mixed(value=value)
+
+        assert written == to_dict(event)["value"]
+        assert event == from_dict(json.loads(dumps(event)), Event)
 
 
 class TestFixedLengthTuples:

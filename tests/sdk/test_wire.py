@@ -1661,6 +1661,18 @@ class TestConverter:
             from_dict([to_dict(SHIPPED), {"type": "wire-test.ImageShipped"}], list[Event])
         assert info.value.path.startswith("[1].")
 
+    def test_from_dict_of_a_plain_attrs_class_reports_a_value_cattrs_refuses(self):
+        """A value cattrs itself refuses (not our WireFormatError) is reported at its attribute."""
+
+        @attrs.frozen
+        class Counter:
+            count: int
+
+        with pytest.raises(WireFormatError) as info:
+            from_dict({"count": "many"}, Counter)
+        assert "count" == info.value.path
+        assert "many" in info.value.reason
+
     def test_from_dict_of_a_plain_attrs_class_names_the_attribute_and_index(self):
         """A bad event inside a plain attrs class's list field is reported at ``field[index].key``."""
 
