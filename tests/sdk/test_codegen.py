@@ -299,7 +299,24 @@ class AnnotatedDisk(Event):
     disk: Annotated[Disk, "the backup disk"]
 
 
+@event_type(tag="codegen-test.Noted")
+class Noted(Event):
+    """A user event with an optional, annotated free-form mapping."""
+
+    meta: Annotated[dict[str, Any], "free-form"] | None = None
+
+
 class TestUnionsOfOtherKinds:
+    def test_an_optional_annotated_mapping_is_copied_when_written(self):
+        """``Annotated[dict, ...] | None`` is written as a copy (no aliasing) and reads back equal."""
+        event = Noted(meta={"tags": ["a"]})
+        written = to_dict(event)
+
+        assert {"tags": ["a"]} == written["meta"]
+        written["meta"]["tags"].append("b")
+        assert {"tags": ["a"]} == event.meta
+        assert event == from_dict(json.loads(dumps(event)), Event)
+
     def test_an_annotated_attrs_class_field_is_written_like_the_bare_class(self):
         """An ``Annotated[Disk, ...]`` field is written with camelCase keys and reads back."""
         event = AnnotatedDisk(disk=Disk(size_bytes=4))
