@@ -11,6 +11,7 @@ a NUL character, which ``jsonb`` refuses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
@@ -408,3 +409,105 @@ def test_threads_share_one_handler(postgres_dsn):
             thread.join()
     assert [] == errors
     assert 160 == count(postgres_dsn, where="state = 'success'")
+
+
+def unreachable_dsn():
+    return f"postgresql://postgres@127.0.0.1:{free_port()}/postgres?connect_timeout=5"
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_batch_that_cannot_connect_fails_its_change_after_the_retries(retries):
+    """Inside transaction(), an unreachable database fails the change after retries + 1 attempts."""
+    handler = PostgresEventHandler(unreachable_dsn(), retries=retries, backoff=0.01)
+    with (
+        EventBus([handler]),
+        handler.transaction(),
+        pytest.raises(EventHandlerError, match="Connection refused") as caught,
+    ):
+        Work(n=1).emit()
+    error = caught.value.errors[0]
+    assert isinstance(error, PostgresWriteError)
+    assert retries + 1 == error.attempts
+    handler.close()
+
+
+def test_an_empty_transaction_needs_no_connection():
+    """A transaction() block that delivers no change ends quietly, even with no database there."""
+    handler = PostgresEventHandler(unreachable_dsn(), retries=0)
+    with handler.transaction():
+        pass
+    handler.close()
+
+
+REFUSE_AT_COMMIT = """
+CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'refused at commit: %', NEW.id;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON alien_events
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.data ->> 'note' = 'refused') EXECUTE FUNCTION refuse_at_commit();
+"""
+
+
+def test_a_batch_whose_commit_is_refused_raises_and_is_not_retried(postgres_dsn):
+    """A commit refused by the database (a deferred check) raises naming the batch's last change."""
+    with PostgresEventHandler(postgres_dsn, retries=3) as handler, EventBus([handler]):
+        Work(n=0).emit()  # the table exists
+        with psycopg.connect(postgres_dsn) as other:
+            other.execute(REFUSE_AT_COMMIT)
+        emitted = []
+
+        def batch():
+            with handler.transaction():
+                for n, note in ((1, ""), (2, "refused"), (3, "")):
+                    emitted.append(Work(n=n, note=note).emit())
+
+        with pytest.raises(PostgresWriteError) as caught:
+            batch()
+        Work(n=4).emit()  # the handler carries on
+    refused, last = emitted[1:]
+    error = caught.value
+    assert (last.id, 1) == (error.change_id, error.attempts)
+    assert f"RaiseException: refused at commit: {refused.id}" == error.reason.split(" CONTEXT:")[0]
+    assert 2 == count(postgres_dsn)
+
+
+def test_a_batch_whose_backend_dies_before_commit_raises_without_retries(postgres_dsn):
+    """With retries=0, a batch whose backend is terminated before its commit raises and is lost."""
+    with PostgresEventHandler(postgres_dsn, retries=0) as handler, EventBus([handler]):
+        Work(n=0).emit()
+        emitted = []
+
+        def batch():
+            with handler.transaction():
+                emitted.extend([Work(n=1).emit(), Work(n=2).emit()])
+                terminate_handler_backends(postgres_dsn)
+
+        with pytest.raises(PostgresWriteError, match="1 attempt") as caught:
+            batch()
+        Work(n=3).emit()  # a new connection for the next change
+    assert emitted[-1].id == caught.value.change_id
+    assert 2 == count(postgres_dsn)
+
+
+def test_the_handler_s_repr_names_its_table():
+    """repr() shows the class and the table the handler writes to."""
+    handler = PostgresEventHandler("postgresql://localhost/never-connected", table="audit")
+    assert "<PostgresEventHandler table='audit'>" == repr(handler)
+
+
+@pytest.mark.parametrize("handler_class", [PostgresEventHandler, AsyncPostgresEventHandler])
+def test_something_that_is_not_a_change_is_refused(handler_class):
+    """on_event_change with anything but Created, Updated or StateChanged is a TypeError naming it."""
+
+    def deliver(handler, change):
+        outcome = handler.on_event_change(change)
+        if asyncio.iscoroutine(outcome):
+            asyncio.run(outcome)
+
+    handler = handler_class("postgresql://localhost/never-connected")
+    with pytest.raises(
+        TypeError, match=r"^expected a change \(Created, Updated, StateChanged\), got dict$"
+    ):
+        deliver(handler, {"id": "x"})

@@ -292,17 +292,20 @@ def test_follow_keeps_to_its_root_and_picks_up_late_joiners(postgres_dsn):
 def test_follow_reads_the_row_of_a_change_too_big_to_notify(postgres_dsn):
     """A change whose notification would pass 8000 bytes is notified by id and read from its row."""
     big = Work(n=1, note="x" * 20_000)
+    write(postgres_dsn, [Created(id="before", created_at=T0, event=Work(n=0))])
     with psycopg.connect(postgres_dsn, autocommit=True) as listener:
         listener.execute("LISTEN alien_events")
         stream = follow(postgres_dsn, idle_timeout=BOUND)
+        assert "before" == next(stream).id  # the stored row: from here on, it listens
         with PostgresEventHandler(postgres_dsn) as handler, EventBus([handler]):
             event = big.emit()
-            got = next(stream)
+            small = Work(n=2).emit()
+            got = [next(stream), next(stream)]
         stream.close()
-        (notice,) = listener.notifies(timeout=BOUND, stop_after=1)
-    assert {"id": event.id, "root": event.id, "adopted": 0} == json.loads(notice.payload)
-    assert isinstance(got, Created)
-    assert (event.id, big) == (got.id, got.event)
+        notices = list(listener.notifies(timeout=BOUND, stop_after=2))
+    assert {"id": event.id, "root": event.id, "adopted": 0} == json.loads(notices[0].payload)
+    assert [Created, Created] == [type(change) for change in got]
+    assert [(event.id, big), (small.id, Work(n=2))] == [(c.id, c.event) for c in got]
 
 
 def test_follow_stops_after_its_idle_timeout(postgres_dsn):

@@ -7,6 +7,7 @@ migrated when older.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import subprocess
 import sys
@@ -29,7 +30,9 @@ from alien_events_api import (
 )
 from alien_events_postgres import (
     SCHEMA_VERSION,
+    AsyncPostgresEventHandler,
     PostgresEventHandler,
+    PostgresWriteError,
     SchemaVersionError,
     ensure_schema,
     load_tree,
@@ -73,6 +76,11 @@ class Work(Event):
 def query(dsn, text, params=None):
     with psycopg.connect(dsn) as connection:
         return connection.execute(text, params).fetchall()
+
+
+def run(dsn, text):
+    with psycopg.connect(dsn) as connection:
+        connection.execute(text)
 
 
 def version(dsn, table="alien_events"):
@@ -228,6 +236,37 @@ def test_a_newer_schema_is_refused_with_a_clear_error(postgres_dsn):
     with pytest.raises(SchemaVersionError):
         load_tree(postgres_dsn)
     assert [(0,)] == query(postgres_dsn, "SELECT count(*) FROM alien_events")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_failing_migration_is_rolled_back_whole(postgres_dsn, kind):
+    """A migration that fails (the table name taken) leaves nothing behind; a later write retries it."""
+    run(postgres_dsn, "CREATE TABLE alien_events (note text)")
+    run(postgres_dsn, "INSERT INTO alien_events VALUES ('not ours')")
+
+    async def emit_async(handler):
+        async with EventBus([handler]):
+            await Work(n=1).aemit()
+
+    def emit(handler):
+        if kind == "async":
+            asyncio.run(emit_async(handler))
+            return
+        with EventBus([handler]):
+            Work(n=1).emit()
+
+    handler_class = AsyncPostgresEventHandler if kind == "async" else PostgresEventHandler
+    handler = handler_class(postgres_dsn)
+    with pytest.raises(EventHandlerError, match='relation "alien_events" already exists') as caught:
+        emit(handler)
+    assert isinstance(caught.value.errors[0], PostgresWriteError)
+    assert [(None,)] == query(postgres_dsn, "SELECT to_regclass('alien_events_schema')")
+    assert [("not ours",)] == query(postgres_dsn, "SELECT note FROM alien_events")
+    run(postgres_dsn, "ALTER TABLE alien_events RENAME TO not_ours")
+    emit(handler)  # the same handler migrates on its next change
+    handler.close()
+    assert SCHEMA_VERSION == version(postgres_dsn)
+    assert [(1,)] == query(postgres_dsn, "SELECT count(*) FROM alien_events")
 
 
 def test_an_older_schema_is_migrated_and_keeps_its_rows(postgres_dsn):

@@ -41,12 +41,8 @@ class _Batch:
         self.writes: list[Write] = []
         self.stack: contextlib.AsyncExitStack | None = None
         self.connection: psycopg.AsyncConnection[Any] | None = None
-
-
-# The batch open in this context (a task inside ``atransaction()`` joins it without locking).
-_current_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar(
-    "alien_events_postgres_batch", default=None
-)
+        # Tasks gathered inside the block write one at a time: the first opens the transaction.
+        self.turn = asyncio.Lock()
 
 
 async def _acquire_in_thread(lock: threading.Lock) -> None:
@@ -109,6 +105,11 @@ class AsyncPostgresEventHandler:
         self.table = table
         self._lock = threading.Lock()
         self._batch: _Batch | None = None
+        # This handler's batch open in this context: a task inside ``atransaction()`` joins
+        # it without locking. One variable per handler, so batches of two handlers can nest.
+        self._current_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar(
+            f"alien_events_postgres_batch_{id(self):x}", default=None
+        )
         self._schema_ready = False
         self._closed = False
         self._cursor: psycopg.AsyncCursor[Any] | None = None  # kept: a new one per change costs
@@ -118,9 +119,10 @@ class AsyncPostgresEventHandler:
     async def on_event_change(self, change: EventChange) -> None:
         """Store the change (committed on return, or at the end of an open ``atransaction()``)."""
         write = self.statements.prepare(change)
-        batch = _current_batch.get()
+        batch = self._current_batch.get()
         if batch is not None and batch is self._batch:
-            await self._write_in_batch(batch, write)
+            async with batch.turn:
+                await self._write_in_batch(batch, write)
             return
         async with self._locked():
             if self._closed:
@@ -135,18 +137,19 @@ class AsyncPostgresEventHandler:
         Changes inside are durable only once the block ends (also when it ends by an
         exception). Use the async emits (``aemit``...) inside: other callers wait for the block.
         """
-        if _current_batch.get() is not None and _current_batch.get() is self._batch:
+        current = self._current_batch.get()
+        if current is not None and current is self._batch:
             yield
             return
         async with self._locked():
             if self._closed:
                 raise closed_error()
             batch = self._batch = _Batch()
-            token = _current_batch.set(batch)
+            token = self._current_batch.set(batch)
             try:
                 yield
             finally:
-                _current_batch.reset(token)
+                self._current_batch.reset(token)
                 self._batch = None
                 await self._finish(batch)
 
