@@ -12,8 +12,10 @@ pseudo-terminals (``os.openpty``), never stand-ins.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
+import gc
 import importlib
 import inspect
 import io
@@ -28,6 +30,7 @@ import termios
 import threading
 import time
 import warnings
+import weakref
 from datetime import UTC, datetime
 
 import pytest
@@ -695,6 +698,85 @@ class TestProgressOf:
             progress_of(BadProgress(name="x"))
 
 
+@event_type(tag="ConsoleTestUploadingBlob")
+class UploadingBlob(Event):
+    """A user type without hooks whose field holds an Alien ``PushProgress``."""
+
+    blob: str
+    progress: PushProgress | None = None
+
+
+class ReleaseNote:
+    """A plain class (not an event type): its public attributes are its fields."""
+
+    def __init__(self) -> None:
+        self.title = "fix login"
+        self.count = 3
+        self._cache = "hidden"
+
+
+class Slotted:
+    """A class with ``__slots__`` only: no ``__dict__`` and no attrs fields."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 1
+
+
+class Unprintable:
+    """A value whose ``repr()`` fails."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@event_type(tag="ConsoleTestUnprintableField")
+class UnprintableField(Event):
+    """A user type whose text hook fails and whose field cannot be printed either."""
+
+    thing: Unprintable
+
+    def __alien_text__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class TestDescribeFallbacks:
+    def test_push_progress_field_of_a_user_type_reads_as_layers(self):
+        """A user type without hooks shows a ``PushProgress`` field as layers done out of layers."""
+        event = UploadingBlob(blob="db.tar", progress=PushProgress("Up", 2, 5, 10, 20))
+        assert "UploadingBlob blob=db.tar progress=2/5" == describe(event)
+
+    def test_plain_object_shows_its_public_attributes(self):
+        """An object that is not an event type reads as its name and public attributes, private ones left out."""
+        assert "ReleaseNote title='fix login' count=3" == describe(ReleaseNote())
+
+    def test_object_without_attributes_shows_its_type_name(self):
+        """An object with neither ``__dict__`` nor attrs fields reads as its type name alone."""
+        assert ("Slotted", "int") == (describe(Slotted()), describe(42))
+
+    def test_unprintable_field_after_a_failing_hook_falls_back_to_the_type_name(self, clock):
+        """When the text hook fails and a field's repr fails too, the line shows the type name; one warning."""
+        handler, out = plain_handler(clock)
+        with pytest.warns(ConsoleWarning, match="RuntimeError: no text") as caught:
+            run_on(clock, handler, lambda clock: UnprintableField(thing=Unprintable()).emit())
+        assert 1 == len(caught)
+        assert ["[1] • UnprintableField", "✓ 1 info · total 0.0s"] == out.getvalue().splitlines()
+
+    def test_render_frame_without_on_error_still_falls_back(self, clock):
+        """Without ``on_error``, failing hooks still draw the fallback text and no bar, and nothing raises."""
+        recorder = RecordingHandler()
+        with make_bus(clock, recorder):
+            BrokenText(name="a").emit(EventState.STARTED)
+            BadProgress(name="b").emit(EventState.STARTED)
+        frame = render_frame(EventTree(recorder.changes), clock.now, 40)
+        assert [
+            "⠋ BrokenText name=a                 0.0s",
+            "⠋ BadProgress name=b                0.0s",
+            "⠋ 2 running                         0.0s",
+        ] == frame.plain.splitlines()
+
+
 # -- mode and colour --------------------------------------------------------------------------
 
 
@@ -823,6 +905,57 @@ class TestChooseColor:
         """Plain output without colour has no escape sequences at all."""
         written = plain_output(deploy_story, 80)
         assert [] == ANSI.findall(written)
+
+
+class LineSink:
+    """A minimal text stream (only ``write``, like some logging adapters): no isatty, no flush."""
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.chunks.append(text)
+        return len(text)
+
+
+class TestStreamWithoutTerminalMethods:
+    def test_no_file_or_a_file_without_isatty_is_no_terminal(self):
+        """A missing file, or one without ``isatty``, counts as no terminal: plain mode, no colour."""
+        assert ("plain", False) == (
+            choose_mode(file=None, environ={}),
+            choose_color(file=None, environ={}),
+        )
+        assert ("plain", False) == (
+            choose_mode(file=LineSink(), environ={}),
+            choose_color(file=LineSink(), environ={}),
+        )
+
+    def test_handler_writes_plain_lines_to_a_stream_with_only_write(self, clock):
+        """A stream with only ``write`` gets uncoloured plain lines, nothing wrapped, no flush needed."""
+        sink = LineSink()
+        handler = ConsoleHandler(file=sink, environ={}, clock=clock)
+
+        def story(clock):
+            with AlienEvent.BuildingStack(stack="s").in_scope():
+                clock.tick(1)
+                AlienEvent.AssumingRole(role_arn="r").emit(
+                    EventState.FAILED,
+                    error=AlienError(code="DENIED", message="the caller may not assume this role"),
+                )
+
+        run_on(clock, handler, story)
+        assert ("plain", False) == (handler.mode, handler.color)
+        assert [
+            "[1] ▶ Building stack s",
+            "[1.1] ✗ Assuming role r failed",
+            "[1.1]   DENIED: the caller may not assume this role",
+            "[1] ✓ Building stack s in 1.0s",
+            "Failed (1):",
+            "[1.1] ✗ Assuming role r failed",
+            "[1.1]   in Building stack s",
+            "[1.1]   DENIED: the caller may not assume this role",
+            "✓ 1 failed, 1 succeeded · total 1.0s",
+        ] == "".join(sink.chunks).splitlines()
 
 
 # -- plain mode ---------------------------------------------------------------------------------
@@ -1088,6 +1221,207 @@ class TestPlain:
         ] == out.getvalue().splitlines()
 
 
+@event_type(tag="ConsoleTestCountingRows")
+class CountingRows(Event):
+    """A user type whose progress is a count with no known total."""
+
+    table: str
+    rows: int = 0
+
+    def __alien_text__(self) -> str:
+        return f"Counting rows in {self.table}"
+
+    def __alien_progress__(self) -> tuple[float, float] | None:
+        return (self.rows, 0)
+
+
+@event_type(tag="ConsoleTestSyncingBucket")
+class SyncingBucket(Event):
+    """A user type counting objects with no total, that also carries a push progress with no totals."""
+
+    bucket: str
+    objects: int = 0
+    progress: PushProgress | None = None
+
+    def __alien_text__(self) -> str:
+        return f"Syncing bucket {self.bucket}"
+
+    def __alien_progress__(self) -> tuple[float, float] | None:
+        return (self.objects, 0)
+
+
+WAITING_SYNC = SyncingBucket(bucket="b", objects=7, progress=PushProgress("Waiting", 0, 0, 0, 0))
+
+
+def chained_error(depth: int) -> AlienError:
+    """An error with ``depth`` sources below it, ``S1`` the first, each the cause of the one above."""
+    error = None
+    for level in range(depth, 0, -1):
+        error = AlienError(code=f"S{level}", message=f"cause {level}", source=error)
+    return AlienError(code="TOP", message="it broke", source=error)
+
+
+class TestPlainFormatting:
+    def test_durations_of_an_hour_or_more_read_in_hours_and_minutes(self, clock):
+        """An event that ran 1 h 2 min 5 s reads ``in 1h02m``, and so does the total."""
+        handler, out = plain_handler(clock)
+        with make_bus(clock, handler):
+            handle = AlienEvent.DeployingStack(stack_name="s").emit(EventState.STARTED)
+            clock.at(3725.0)
+            handle.complete()
+        handler.close()
+        assert [
+            "[1] ▶ Deploying stack s",
+            "[1] ✓ Deploying stack s in 1h02m",
+            "✓ 1 succeeded · total 1h02m",
+        ] == out.getvalue().splitlines()
+
+    def test_started_event_shows_its_progress_and_throttles_from_there(self, clock):
+        """A start line carries the progress (bytes under 1 kB in B), and counts as the last progress line."""
+        handler, out = plain_handler(clock)
+        with make_bus(clock, handler):
+            handle = AlienEvent.PushingImage(
+                image="a", progress=PushProgress("Up", 1, 2, 512, 900)
+            ).emit(EventState.STARTED)
+            clock.tick(0.5)  # moved a step, but too soon after the start line
+            handle.update(
+                AlienEvent.PushingImage(image="a", progress=PushProgress("Up", 1, 2, 600, 900))
+            )
+        assert [
+            "[1] ▶ Pushing image a: 56% (1/2 layers · 512/900 B)"
+        ] == out.getvalue().splitlines()
+
+    def test_push_progress_shows_only_the_totals_it_knows(self, clock):
+        """Push progress with no byte total shows layers only; with no layer total, bytes only."""
+        handler, out = plain_handler(clock)
+        with make_bus(clock, handler):
+            AlienEvent.PushingImage(image="b", progress=PushProgress("Up", 2, 5, 0, 0)).emit(
+                EventState.STARTED
+            )
+            AlienEvent.PushingImage(
+                image="c", progress=PushProgress("Up", 0, 0, 1_500_000, 3_000_000)
+            ).emit(EventState.STARTED)
+        assert [
+            "[1] ▶ Pushing image b: 40% (2/5 layers)",
+            "[2] ▶ Pushing image c: 50% (1.5/3.0 MB)",
+        ] == out.getvalue().splitlines()
+
+    def test_progress_without_a_total_shows_the_count(self, clock):
+        """Progress whose total is unknown (0) shows the bare count, with no percentage."""
+        handler, out = plain_handler(clock)
+        with make_bus(clock, handler):
+            handle = CountingRows(table="orders", rows=3).emit(EventState.STARTED)
+            clock.tick(5.0)
+            handle.update(CountingRows(table="orders", rows=1200))
+        assert [
+            "[1] ▶ Counting rows in orders: 3",
+            "[1]   Counting rows in orders: 1200",
+        ] == out.getvalue().splitlines()
+
+    def test_progress_with_nothing_to_show_adds_nothing_to_the_line(self, clock):
+        """A progress with no total whose push progress has no counts adds nothing, as in the live frame."""
+        handler, out = plain_handler(clock)
+        with make_bus(clock, handler):
+            WAITING_SYNC.emit(EventState.STARTED)
+        assert ["[1] ▶ Syncing bucket b"] == out.getvalue().splitlines()
+
+    def test_failure_without_an_error_says_so(self, clock):
+        """A failed state with no error gets a detail line saying so, at once and in the end block."""
+        handler, out = plain_handler(clock)
+        with make_bus(clock, handler):
+            AlienEvent.BuildingImage(image="api").emit(EventState.FAILED)
+        handler.close()
+        assert [
+            "[1] ✗ Building image api failed",
+            "[1]   failed without an error",
+            "Failed (1):",
+            "[1] ✗ Building image api failed",
+            "[1]   failed without an error",
+            "✗ 1 failed · total 0.0s",
+        ] == out.getvalue().splitlines()
+
+    def test_a_long_error_message_is_cut_to_twelve_lines(self, clock):
+        """An error message of 15 lines shows its first 11 and says how many more there were."""
+        handler, out = plain_handler(clock)
+        message = "\n".join(f"line {n}" for n in range(1, 16))
+        with make_bus(clock, handler):
+            AlienEvent.BuildingImage(image="api").emit(
+                EventState.FAILED, error=AlienError(code="LOG", message=message)
+            )
+        assert [
+            "[1] ✗ Building image api failed",
+            "[1]   LOG: line 1",
+            *[f"[1]   line {n}" for n in range(2, 12)],
+            "[1]   … 4 more lines",
+        ] == out.getvalue().splitlines()
+
+    def test_a_deep_chain_of_sources_is_cut_after_sixteen(self, clock):
+        """An error with 18 sources shows 16 of them, then says more sources were left out."""
+        handler, out = plain_handler(clock)
+        with make_bus(clock, handler):
+            AlienEvent.BuildingImage(image="api").emit(EventState.FAILED, error=chained_error(18))
+        assert [
+            "[1] ✗ Building image api failed",
+            "[1]   TOP: it broke",
+            *[f"[1]   {'│   ' * (n - 1)}├─▶ S{n}: cause {n}" for n in range(1, 17)],
+            f"[1]   {'│   ' * 16}… more sources",
+        ] == out.getvalue().splitlines()
+
+    def test_coloured_failure_details(self, clock):
+        """In colour, labels and markers are dim, the error red, the hint yellow, and no empty codes are written."""
+        out = io.StringIO()
+        handler = ConsoleHandler("plain", file=out, color=True, environ={}, clock=clock)
+        error = AlienError(
+            code="DENIED",
+            message="no",
+            hint="ask",
+            source=AlienError(code="HTTP", message="403"),
+        )
+        with make_bus(clock, handler):
+            AlienEvent.AssumingRole(role_arn="r").emit(EventState.FAILED, error=error)
+        assert [
+            "\x1b[2m[1] \x1b[0m\x1b[1;31m✗\x1b[0m \x1b[1;31mAssuming role r failed\x1b[0m",
+            "\x1b[2m[1] \x1b[0m  \x1b[31mDENIED: no\x1b[0m",
+            "\x1b[2m[1] \x1b[0m  \x1b[2m├─▶ \x1b[0m\x1b[31mHTTP: 403\x1b[0m",
+            "\x1b[2m[1] \x1b[0m  \x1b[2mhint: \x1b[0m\x1b[33mask\x1b[0m",
+        ] == out.getvalue().splitlines()
+
+    def test_no_heartbeat_when_nothing_runs(self, clock):
+        """After a long silence with nothing running, closing prints no heartbeat, only the summary."""
+        handler, out = plain_handler(clock, heartbeat=10.0)
+        with make_bus(clock, handler):
+            AlienEvent.DeployingStack(stack_name="s").emit(EventState.STARTED).complete()
+        clock.at(100.0)
+        handler.close()
+        assert [
+            "[1] ▶ Deploying stack s",
+            "[1] ✓ Deploying stack s in 0.0s",
+            "✓ 1 succeeded · total 0.0s",
+        ] == out.getvalue().splitlines()
+
+    def test_plain_mode_on_a_terminal_wraps_details_to_its_width(self, clock):
+        """Plain mode on a 30-column pseudo-terminal, with no width given, wraps failure details to 30."""
+        with pseudo_terminal(columns=30) as (terminal, written):
+            handler = ConsoleHandler("plain", file=terminal, color=False, environ={}, clock=clock)
+            with make_bus(clock, handler):
+                AlienEvent.AssumingRole(role_arn="r").emit(
+                    EventState.FAILED,
+                    error=AlienError(code="DENIED", message="the caller may not assume this role"),
+                )
+            terminal.close()
+            text = written()
+        assert [
+            "[1] ✗ Assuming role r failed",
+            "[1]   DENIED: the caller may",
+            "[1]   not assume this role",
+        ] == text.splitlines()
+
+    def test_repr_names_mode_and_colour(self, clock):
+        """``repr`` shows the mode and whether the output is coloured."""
+        handler, _ = plain_handler(clock, mode="quiet")
+        assert "<ConsoleHandler mode=quiet color=False>" == repr(handler)
+
+
 # -- the live frame -----------------------------------------------------------------------------
 
 
@@ -1256,6 +1590,153 @@ class TestFrame:
         assert [RuntimeError, TypeError] == [type(error) for error in errors]
 
 
+def micros_at(seconds: float) -> int:
+    """Microseconds since the epoch, ``seconds`` after T0."""
+    return round((T0 + seconds) * 1_000_000)
+
+
+class TestFrameEdges:
+    def test_error_shown_deeper_below_a_plain_event_is_not_repeated(self, clock):
+        """A failed parent whose error is shown by a grandchild (under a plain event) does not repeat it."""
+        recorder = RecordingHandler()
+        denied = AlienError(code="DENIED", message="no")
+        with make_bus(clock, recorder):
+            root = AlienEvent.DeployingStack(stack_name="s").emit(EventState.STARTED)
+            role = AlienEvent.AssumingRole(role_arn="r").emit(parent=root)
+            AlienEvent.CreatingRelease(project="shop").emit(
+                EventState.FAILED, parent=role, error=denied
+            )
+            clock.tick(1)
+            root.fail(denied)
+        frame = render_frame(EventTree(recorder.changes), clock.now, 50)
+        assert [
+            "✗ Deploying stack s                           1.0s",
+            "└─ • Assuming role r",
+            "   └─ ✗ Creating release for shop",
+            "        DENIED: no",
+            "✗ 2 failed, 1 info                            1.0s",
+        ] == frame.plain.splitlines()
+
+    def test_succeeded_parent_shows_its_hot_children_first_and_last(self, clock):
+        """A succeeded parent lists a running first child and a failed last one, the done one between summarised."""
+        recorder = RecordingHandler()
+        with make_bus(clock, recorder):
+            root = AlienEvent.BuildingStack(stack="s").emit(EventState.STARTED)
+            AlienEvent.BuildingImage(image="a").emit(EventState.STARTED, parent=root)
+            AlienEvent.BuildingImage(image="b").emit(EventState.STARTED, parent=root).complete()
+            AlienEvent.BuildingImage(image="c").emit(
+                EventState.FAILED, parent=root, error=AlienError(code="E", message="bad")
+            )
+            clock.tick(1)
+            root.complete()
+        frame = render_frame(EventTree(recorder.changes), clock.now, 50)
+        assert [
+            "✓ Building stack s                            1.0s",
+            "├─ ⠹ Building image a                         1.0s",
+            "├─ … 1 more done",
+            "└─ ✗ Building image c",
+            "     E: bad",
+            "⠹ 1 running, 1 failed, 2 succeeded            1.0s",
+        ] == frame.plain.splitlines()
+
+    def test_events_deeper_than_32_levels_are_counted_not_drawn(self, clock):
+        """In a chain of 40 nested events, the 33rd says how many are below it instead of drawing them."""
+        recorder = RecordingHandler()
+        with make_bus(clock, recorder):
+            parent = None
+            for level in range(40):
+                parent = AlienEvent.BuildingImage(image=f"i{level}").emit(
+                    EventState.STARTED, parent=parent
+                )
+        frame = render_frame(EventTree(recorder.changes), clock.now, 200)
+        assert [
+            ("   " * 31 + "└─ ⠋ Building image i32").ljust(195) + " 0.0s",
+            "   " * 32 + "└─ … 7 more below",
+            "⠋ 40 running".ljust(195) + " 0.0s",
+        ] == frame.plain.splitlines()[32:]
+
+    def test_a_chain_exactly_33_levels_deep_is_drawn_whole(self, clock):
+        """The 33rd level of a chain is drawn, with no summary line when nothing is below it."""
+        recorder = RecordingHandler()
+        with make_bus(clock, recorder):
+            parent = None
+            for level in range(33):
+                parent = AlienEvent.BuildingImage(image=f"i{level}").emit(
+                    EventState.STARTED, parent=parent
+                )
+        frame = render_frame(EventTree(recorder.changes), clock.now, 200)
+        assert [
+            ("   " * 31 + "└─ ⠋ Building image i32").ljust(195) + " 0.0s",
+            "⠋ 33 running".ljust(195) + " 0.0s",
+        ] == frame.plain.splitlines()[32:]
+
+    def test_summaries_either_side_of_a_dropped_event_merge_into_one(self):
+        """On a short screen, finished roots and an older orphan (its parent never seen) become one summary."""
+        tree = EventTree(
+            [
+                Created.unchecked(
+                    "h",
+                    None,
+                    micros_at(0.5),
+                    AlienEvent.DeployingStack(stack_name="fleet"),
+                    EventState.STARTED,
+                    None,
+                ),
+                Created.unchecked(
+                    "r1",
+                    None,
+                    micros_at(1),
+                    AlienEvent.BuildingImage(image="one"),
+                    EventState.SUCCESS,
+                    None,
+                ),
+                Created.unchecked(
+                    "r2",
+                    None,
+                    micros_at(3),
+                    AlienEvent.BuildingImage(image="two"),
+                    EventState.SUCCESS,
+                    None,
+                ),
+                Created.unchecked(
+                    "o",
+                    "gone",
+                    micros_at(2),
+                    AlienEvent.BuildingImage(image="orphan"),
+                    EventState.SUCCESS,
+                    None,
+                ),
+            ]
+        )
+        frame = render_frame(tree, T0 + 4, 50, 3)
+        assert [
+            "⠋ Deploying stack fleet                       3.5s",
+            "… 3 more done",
+            "⠋ 1 running, 3 succeeded                      3.5s",
+        ] == frame.plain.splitlines()
+
+    def test_progress_with_nothing_to_show_draws_nothing(self, clock):
+        """A progress with no total whose push progress has no counts draws no count, no bar."""
+        recorder = RecordingHandler()
+        with make_bus(clock, recorder):
+            WAITING_SYNC.emit(EventState.STARTED)
+        frame = render_frame(EventTree(recorder.changes), clock.now, 50)
+        assert "⠋ Syncing bucket b".ljust(45) + " 0.0s" == frame.lines[0].plain
+
+    def test_progress_without_a_total_draws_the_count_without_a_bar(self, clock):
+        """An event whose progress total is unknown shows its count, dimmed, and no bar."""
+        recorder = RecordingHandler()
+        with make_bus(clock, recorder):
+            CountingRows(table="orders", rows=42).emit(EventState.STARTED)
+        frame = render_frame(EventTree(recorder.changes), clock.now, 50)
+        line = frame.lines[0]
+        assert ("⠋ Counting rows in orders 42".ljust(45) + " 0.0s", " 42", "dim") == (
+            line.plain,
+            line.plain[25:28],
+            next(span.style for span in line.spans if span.start == 25),
+        )
+
+
 # -- live mode, on a terminal -------------------------------------------------------------------
 
 
@@ -1371,6 +1852,284 @@ class TestLive:
         assert ["✓ no events · total 0.0s"] == out.getvalue().splitlines()
 
 
+def started_change(stack: str = "s"):
+    """The ``Created`` of a started ``BuildingStack``, stamped with the real clock."""
+    recorder = RecordingHandler()
+    with EventBus([recorder]):
+        AlienEvent.BuildingStack(stack=stack).emit(EventState.STARTED)
+    (change,) = recorder.changes
+    return change
+
+
+def new_console_threads(before):
+    """The handler threads started since ``before`` (a set of threads)."""
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread not in before and thread.name == "alien-events-console"
+    ]
+
+
+def wait_until(condition, what: str) -> None:
+    """Poll ``condition`` until it holds (a generous bound, never reached when all is well)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def at_first_tick(action):
+    """
+    Run ``action`` once in the handler thread started inside the block, just before its first tick.
+
+    A profile hook on the return of the thread's timed ``Event.wait`` (``False``: a tick is
+    due): nothing is replaced, the tick itself then runs as usual. Yields an event set once
+    ``action`` ran.
+    """
+    ran = threading.Event()
+
+    def hook(frame, event, arg):
+        if (
+            event == "return"
+            and arg is False
+            and frame.f_code is threading.Event.wait.__code__
+            and not ran.is_set()
+        ):
+            action()
+            ran.set()
+
+    previous = threading.getprofile()
+    threading.setprofile(hook)
+    try:
+        yield ran
+    finally:
+        threading.setprofile(previous)
+
+
+COUNTED_TEXT_CALLS: list[str] = []
+
+
+@event_type(tag="ConsoleTestCountedText")
+class CountedText(Event):
+    """A user type whose text hook records each call, so drawing can be observed."""
+
+    name: str
+
+    def __alien_text__(self) -> str:
+        COUNTED_TEXT_CALLS.append(self.name)
+        return f"Counted {self.name}"
+
+
+class TestLiveThreads:
+    def test_a_change_racing_the_start_of_the_display_is_queued_not_lost(self):
+        """A change whose emitter waited while another thread started the display is still folded and drawn."""
+        recorder = RecordingHandler()
+        with EventBus([recorder]):
+            root = AlienEvent.BuildingStack(stack="s").emit(EventState.STARTED)
+            AlienEvent.LoadingConfiguration().emit(parent=root)
+        first, second = recorder.changes
+        out = io.StringIO()
+        handler = ConsoleHandler("live", file=out, environ={}, width=40, refresh_per_second=1)
+        code = ConsoleHandler.on_event_change.__code__
+        source, start = inspect.getsourcelines(ConsoleHandler.on_event_change)
+        lock_line = start + next(i for i, line in enumerate(source) if "with self._lock:" in line)
+        racer = threading.Thread(target=handler.on_event_change, args=(second,))
+        waited = []
+
+        def start_racer_and_let_it_wait_for_the_lock():
+            # The display is starting (its first write) under the lock, the queue not made yet.
+            racer.start()
+
+            def waiting():
+                frame = sys._current_frames().get(racer.ident)
+                return frame is not None and (frame.f_code, frame.f_lineno) == (code, lock_line)
+
+            wait_until(waiting, "the second emitter to wait for the lock")
+            waited.append(True)
+
+        def hook(frame, event, arg):
+            if (
+                event == "c_call"
+                and getattr(arg, "__self__", None) is out
+                and arg.__name__ == "write"
+                and not waited
+            ):
+                start_racer_and_let_it_wait_for_the_lock()
+
+        previous = sys.getprofile()
+        sys.setprofile(hook)
+        try:
+            handler.on_event_change(first)
+        finally:
+            sys.setprofile(previous)
+        racer.join()
+        handler.close()
+        final = last_frame(out.getvalue())
+        assert [True] == waited
+        assert (2, True, True) == (
+            len(handler.tree),
+            "Building stack s" in final,
+            "└─ • Loading configuration" in final,
+        )
+
+    def test_a_bad_change_in_the_queue_is_reported_and_the_rest_still_folded(self):
+        """Junk queued for the drawing thread is reported once; the changes around it are still drawn."""
+        out = io.StringIO()
+        handler = ConsoleHandler("live", file=out, environ={}, width=40, refresh_per_second=1)
+
+        def junk_between_two_changes():
+            handler.on_event_change(started_change("a"))
+            handler.on_event_change("junk")
+            handler.on_event_change(started_change("b"))
+            handler.close()
+
+        with pytest.warns(ConsoleWarning, match=r"apply\(\) takes a change, got str") as caught:
+            junk_between_two_changes()
+        assert 1 == len(caught)
+        assert ["Building stack a", "Building stack b"] == [
+            line[2:].split("  ")[0] for line in last_frame(out.getvalue()).splitlines()[:2]
+        ]
+
+    def test_a_tick_due_when_the_handler_closes_draws_nothing_more(self):
+        """A drawing tick that comes after close renders no frame: no user hook is called again."""
+        COUNTED_TEXT_CALLS.clear()
+        out = io.StringIO()
+        handler = ConsoleHandler("live", file=out, environ={}, width=40, refresh_per_second=200)
+        calls_at_close = []
+        threads = []
+
+        def close_now():
+            handler.close()
+            calls_at_close.append(len(COUNTED_TEXT_CALLS))
+            threads.append(threading.current_thread())
+
+        with at_first_tick(close_now) as ran, EventBus([handler]):
+            CountedText(name="x").emit(EventState.STARTED)
+            wait_until(ran.is_set, "the first tick")
+        threads[0].join(timeout=30)
+        assert (False, [len(COUNTED_TEXT_CALLS)]) == (threads[0].is_alive(), calls_at_close)
+        assert "Counted x" in last_frame(out.getvalue())
+
+    def test_a_slow_frame_delays_the_next_one(self):
+        """Drawing a big tree at a very high refresh rate skips ticks: fewer frames are drawn than ticks run."""
+        out = io.StringIO()
+        handler = ConsoleHandler(
+            "live", file=out, environ={}, width=60, refresh_per_second=1_000_000
+        )
+        ticks = []
+
+        def count(frame, event, arg):
+            if event == "return" and arg is False and frame.f_code is threading.Event.wait.__code__:
+                ticks.append(True)
+
+        previous = threading.getprofile()
+        threading.setprofile(count)
+        try:
+            with EventBus([handler]):
+                root = AlienEvent.DeployingStack(stack_name="fleet").emit(EventState.STARTED)
+                for number in range(300):
+                    AlienEvent.ProvisioningAgent(
+                        agent_id=f"agent-{number:03d}", release_id="r"
+                    ).emit(EventState.STARTED, parent=root)
+                wait_until(lambda: len(ticks) >= 40, "40 ticks of the drawing thread")
+                handler.close()
+        finally:
+            threading.setprofile(previous)
+        frames = out.getvalue().count("Deploying stack fleet") - 1  # the final frame aside
+        assert 0 < frames < len(ticks)
+
+    def test_a_broken_output_while_drawing_is_reported_once(self):
+        """When the output breaks under the drawing thread, one warning says so and close still returns."""
+        out = io.StringIO()
+        handler = ConsoleHandler("live", file=out, environ={}, width=40, refresh_per_second=200)
+
+        def break_the_output_then_close(caught):
+            handler.on_event_change(started_change())
+            out.close()
+            wait_until(lambda: len(caught) > 0, "the drawing thread to report the broken output")
+            handler.close()
+
+        with pytest.warns(ConsoleWarning, match="I/O operation on closed file") as caught:
+            break_the_output_then_close(caught)
+        assert 1 == len(caught)
+
+    def test_the_exit_hook_closes_a_display_nobody_closed(self, clock):
+        """The function registered with ``atexit`` prints the final frame and gives the cursor back."""
+        out = io.StringIO()
+        handler = ConsoleHandler("live", file=out, environ={}, clock=clock, width=40)
+        with make_bus(clock, handler):
+            AlienEvent.BuildingStack(stack="s").emit(EventState.SUCCESS)
+        handler._at_exit()  # what the interpreter calls at exit; no public way to reach it here
+        assert (True, None) == (out.getvalue().endswith("\x1b[?25h"), handler._at_exit)
+        assert [
+            "✓ Building stack s",
+            "✓ 1 succeeded                       0.0s",
+        ] == last_frame(out.getvalue()).splitlines()
+
+    def test_the_exit_hook_does_not_keep_a_dropped_handler_alive(self, clock):
+        """A live handler dropped without close is freed, and its exit hook then does nothing."""
+        out = io.StringIO()
+        handler = ConsoleHandler("live", file=out, environ={}, clock=clock, width=40)
+        handler.on_event_change(started_change())
+        at_exit = handler._at_exit
+        ref = weakref.ref(handler)
+        del handler
+        gc.collect()
+        written = out.getvalue()
+        at_exit()
+        atexit.unregister(at_exit)
+        assert (None, written) == (ref(), out.getvalue())
+
+    def test_a_dropped_handler_does_not_keep_its_thread(self):
+        """The heartbeat thread of a handler dropped without close ends by itself."""
+        before = set(threading.enumerate())
+        handler = ConsoleHandler(
+            "plain", file=io.StringIO(), color=False, environ={}, heartbeat=0.04
+        )
+        handler.on_event_change(started_change())
+        (thread,) = new_console_threads(before)
+        ref = weakref.ref(handler)
+        del handler
+
+        def freed():
+            gc.collect()
+            return ref() is None
+
+        wait_until(freed, "the handler to be freed")
+        thread.join(timeout=30)
+        assert (None, False) == (ref(), thread.is_alive())
+
+    def test_a_ticker_stopped_from_its_own_tick_ends_without_deadlock(self):
+        """Stopping the ticker from inside its tick (a close on the drawing thread) returns and ends it."""
+        from alien_events_console._live import Ticker
+
+        class Owner:
+            def __init__(self):
+                self.ticks = 0
+                self.ticker = None
+
+        owner = Owner()
+        started = threading.Event()
+        errors = []
+
+        def tick(target):
+            started.wait(30)
+            target.ticks += 1
+            try:
+                target.ticker.stop()
+            except Exception as exc:
+                errors.append(exc)
+
+        before = set(threading.enumerate())
+        owner.ticker = Ticker(owner, tick, 0.001)
+        (thread,) = new_console_threads(before)
+        started.set()
+        thread.join(timeout=30)
+        assert (1, [], False) == (owner.ticks, errors, thread.is_alive())
+
+
 # -- rendering never fails the program ----------------------------------------------------------
 
 
@@ -1483,6 +2242,73 @@ class TestRenderingErrors:
             ConsoleHandler(file=io.StringIO(), environ={}, clock=5.0)
 
 
+class UnprintableError(Exception):
+    """An exception whose ``str()`` fails."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+@event_type(tag="ConsoleTestRaisesUnprintable")
+class RaisesUnprintable(Event):
+    """A user type whose text hook raises an exception that cannot be printed."""
+
+    name: str
+
+    def __alien_text__(self) -> str:
+        raise UnprintableError
+
+
+class TestRenderingErrorsInThreads:
+    def test_an_error_that_cannot_be_printed_is_reported_by_its_type(self, clock):
+        """A hook error whose ``str()`` fails is reported by its type name alone."""
+        handler, out = plain_handler(clock)
+        with pytest.warns(ConsoleWarning) as caught:
+            run_on(clock, handler, lambda clock: RaisesUnprintable(name="a").emit())
+        assert [
+            (
+                "alien-events console: rendering failed (UnprintableError); the display "
+                "carries on, and further rendering errors are not reported"
+            )
+        ] == [str(warning.message) for warning in caught]
+        assert "[1] • RaisesUnprintable name=a" == out.getvalue().splitlines()[0]
+
+    def test_a_broken_output_under_the_heartbeat_is_reported_once(self):
+        """When the output breaks, the heartbeat thread reports it once; close still returns."""
+        out = io.StringIO()
+        handler = ConsoleHandler("plain", file=out, color=False, environ={}, heartbeat=0.02)
+
+        def break_the_output_then_close(caught):
+            handler.on_event_change(started_change())
+            out.close()
+            wait_until(lambda: len(caught) > 0, "the heartbeat thread to report the broken output")
+            handler.close()
+
+        with pytest.warns(ConsoleWarning, match="I/O operation on closed file") as caught:
+            break_the_output_then_close(caught)
+        assert 1 == len(caught)
+
+    def test_a_heartbeat_due_when_the_handler_closes_prints_nothing_after_the_summary(self):
+        """A heartbeat tick that comes after close writes nothing: the summary stays the last line."""
+        out = io.StringIO()
+        handler = ConsoleHandler("plain", file=out, color=False, environ={}, heartbeat=0.01)
+        at_close = []
+
+        def close_and_let_a_heartbeat_fall_due():
+            handler.close()
+            at_close.append(out.getvalue())
+            threads.append(threading.current_thread())
+            time.sleep(0.05)  # longer than the heartbeat: the tick below finds one due
+
+        threads = []
+        with at_first_tick(close_and_let_a_heartbeat_fall_due) as ran:
+            handler.on_event_change(started_change())
+            wait_until(ran.is_set, "the first heartbeat tick")
+        threads[0].join(timeout=30)
+        assert (False, at_close) == (threads[0].is_alive(), [out.getvalue()])
+        assert out.getvalue().splitlines()[-1].startswith("… 1 running · total ")
+
+
 # -- the plugin ---------------------------------------------------------------------------------
 
 
@@ -1580,3 +2406,15 @@ class TestExports:
             and getattr(module, name).__module__ != "alien_events_console"
         ]
         assert [] == wrong
+
+
+class TestReimport:
+    def test_reloading_the_package_keeps_the_public_module_names(self):
+        """Importing the package again (a reload) leaves every public name in ``alien_events_console``."""
+        module = importlib.reload(importlib.import_module("alien_events_console"))
+        assert {"alien_events_console"} == {
+            getattr(module, name).__module__
+            for name in module.__all__
+            if inspect.isclass(getattr(module, name)) or inspect.isfunction(getattr(module, name))
+        }
+        assert ConsoleHandler is module.ConsoleHandler

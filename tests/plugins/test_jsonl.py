@@ -10,15 +10,21 @@ writer at that point: nothing is replaced, only scheduled, so the interleaving i
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import importlib
+import inspect
 import io
 import itertools
 import json
 import os
 import random
 import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections import Counter, defaultdict
@@ -187,6 +193,11 @@ def before_c_call(function, action):
         yield ran
     finally:
         sys.setprofile(previous)
+
+
+def pipe_bytes(fd):
+    """How many bytes wait in a pipe (``FIONREAD``)."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
 # -- a writer in another process ---------------------------------------------------------------
@@ -394,6 +405,45 @@ class TestWriting:
         assert len(recorder.changes) == text.count(b"\n")
         assert recorder.changes == read_all(path)
         assert EventTree(recorder.changes) == EventTree(read_changes(path))
+
+
+class TestShortWrites:
+    @pytest.mark.parametrize("options", [{}, {"max_bytes": 1 << 30}], ids=["plain", "rotating"])
+    def test_a_write_cut_short_by_a_signal_still_puts_the_whole_line_out(self, tmp_path, options):
+        """A 1 MiB line whose write a signal cuts short (a full pipe) is finished: the reader gets it whole."""
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        change = created(0, blob="x" * (1 << 20))
+        line = dump_change_line(change)
+        received = bytearray()
+        signals = []
+        writer = threading.get_ident()
+
+        def interrupt_the_blocked_write_then_drain():
+            capacity = fcntl.fcntl(reader, fcntl.F_GETPIPE_SZ)
+            deadline = time.monotonic() + FOLLOW_TIMEOUT
+            while pipe_bytes(reader) < capacity and time.monotonic() < deadline:
+                time.sleep(0.001)  # the writer fills the pipe, then blocks in write()
+            signal.pthread_kill(writer, signal.SIGUSR1)  # write() returns what it wrote so far
+            while len(received) < len(line) and time.monotonic() < deadline:
+                readable, _, _ = select.select([reader], [], [], 0.05)
+                if readable:
+                    received.extend(os.read(reader, 1 << 16))
+
+        previous = signal.signal(signal.SIGUSR1, lambda signum, frame: signals.append(signum))
+        try:
+            handler = JsonLinesHandler(fifo, **options)
+            drainer = threading.Thread(target=interrupt_the_blocked_write_then_drain)
+            drainer.start()
+            handler.on_event_change(change)
+            drainer.join()
+            handler.close()
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+            os.close(reader)
+        assert [signal.SIGUSR1] == signals
+        assert line == bytes(received)
 
 
 # -- fsync ------------------------------------------------------------------------------------
@@ -644,6 +694,49 @@ class TestRotation:
         assert 10 < len(rotated) <= backups
         assert [f"{path.name}.{i}" for i in range(1, len(rotated) + 1)] == [f.name for f in rotated]
         check_lifecycles(whole_stream(path), range(2), count)
+
+
+class TestRotationByOthers:
+    def test_a_rotating_handler_whose_file_was_deleted_starts_a_new_one(self, tmp_path):
+        """If the file is deleted under a rotating handler, its next change starts a new file at the path."""
+        path = tmp_path / "events.jsonl"
+        handler = JsonLinesHandler(path, max_bytes=100 * LINE)
+        handler.on_event_change(created(0))
+        path.unlink()
+        handler.on_event_change(created(1))
+        handler.close()
+        assert ([created(1)], []) == (read_all(path), rotated_files(path))
+
+    def test_a_handler_follows_a_rotation_made_by_another_handler(self, tmp_path):
+        """Of two rotating handlers on one path, the one that did not rotate writes on into the new file."""
+        path = tmp_path / "events.jsonl"
+        first = JsonLinesHandler(path, max_bytes=2 * LINE, backups=5)
+        second = JsonLinesHandler(path, max_bytes=2 * LINE, backups=5)
+        first.on_event_change(created(0))
+        second.on_event_change(created(1))
+        first.on_event_change(created(2))  # rotates
+        second.on_event_change(created(3))
+        first.close()
+        second.close()
+        assert [[created(0), created(1)], [created(2), created(3)]] == [
+            read_all(item) for item in [*rotated_files(path), path]
+        ]
+
+    def test_a_rotation_done_while_waiting_for_the_lock_is_not_done_again(self, tmp_path):
+        """A handler that finds the file already rotated once it holds the lock only reopens: nothing moves twice."""
+        path = tmp_path / "events.jsonl"
+        first = JsonLinesHandler(path, max_bytes=2 * LINE, backups=5)
+        second = JsonLinesHandler(path, max_bytes=2 * LINE, backups=5)
+        first.on_event_change(created(0))
+        second.on_event_change(created(1))
+        with before_c_call(fcntl.flock, lambda: first.on_event_change(created(3))) as ran:
+            second.on_event_change(created(2))  # about to rotate: the first handler rotates first
+        first.close()
+        second.close()
+        assert [True] == ran
+        assert [[created(0), created(1)], [created(3), created(2)]] == [
+            read_all(item) for item in [*rotated_files(path), path]
+        ]
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -937,6 +1030,24 @@ class TestReadChanges:
         assert [True] == ran
         assert {} == {i: n for i, n in Counter(c.id for c in got).items() if n > 1}
         assert created(2) == got[-1]
+
+
+class TestFollowDeleted:
+    def test_follow_reads_a_deleted_file_to_its_end_then_times_out(self, tmp_path):
+        """A followed file deleted with no new one at its path is read on (a writer may still append), then idles out."""
+        path = tmp_path / "events.jsonl"
+        handler = JsonLinesHandler(path)
+        handler.on_event_change(created(0))
+        reader = read_changes(path, follow=True, idle_timeout=0.2, poll_interval=0.01, strict=True)
+        try:
+            first = next(reader)
+            path.unlink()
+            handler.on_event_change(created(1))  # still written to the open, deleted file
+            rest = list(reader)
+        finally:
+            reader.close()
+            handler.close()
+        assert [created(0), created(1)] == [first, *rest]
 
 
 # -- crashes ----------------------------------------------------------------------------------
@@ -1297,3 +1408,18 @@ class TestMemory:
         path.unlink()
         assert 110_000 * CHANGES_PER_LIFECYCLE == lines
         assert growth_kib < 4 * 1024, done.stdout
+
+
+# -- the public surface -----------------------------------------------------------------------
+
+
+class TestPublicSurface:
+    def test_reloading_the_package_keeps_the_public_module_names(self):
+        """Importing the package again (a reload) leaves every public class and function in ``alien_events_jsonl``."""
+        module = importlib.reload(importlib.import_module("alien_events_jsonl"))
+        assert {"alien_events_jsonl"} == {
+            getattr(module, name).__module__
+            for name in module.__all__
+            if inspect.isclass(getattr(module, name)) or inspect.isfunction(getattr(module, name))
+        }
+        assert JsonLinesHandler is module.JsonLinesHandler

@@ -31,6 +31,7 @@ from structlog.testing import capture_logs
 from alien_events_api import (
     AlienError,
     AlienEvent,
+    Created,
     Event,
     EventState,
     PushProgress,
@@ -48,6 +49,7 @@ from alien_events_sdk import (
 )
 from alien_events_sdk.testing import shape
 from alien_events_structlog import ERROR_KEY, EVENT_KEY, StructlogHandler
+from alien_events_structlog._handler import MAX_REMEMBERED
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
@@ -439,6 +441,33 @@ class TestStructlogHandler:
             ("alien_events", "INFO", "BuildingStack started"),
             ("alien_events", "ERROR", "BuildingStack failed: boom"),
         ] == [(r.name, r.levelname, json.loads(r.getMessage())["event"]) for r in caplog.records]
+
+
+class TestRememberedTypes:
+    def test_past_the_limit_the_oldest_open_event_is_forgotten_first(self):
+        """With one event more than ``MAX_REMEMBERED`` open, only the oldest one's type is forgotten."""
+        handler = StructlogHandler()
+        with capture_logs() as logs:
+            for n in range(MAX_REMEMBERED + 1):
+                handler.on_event_change(
+                    Created.unchecked(
+                        f"e{n}",
+                        None,
+                        T0 + n,
+                        AlienEvent.BuildingImage(image=f"i{n}"),
+                        EventState.STARTED,
+                        None,
+                    )
+                )
+            for n in (0, 1, MAX_REMEMBERED):
+                handler.on_event_change(
+                    StateChanged.unchecked(f"e{n}", T0 + 20_000, EventState.SUCCESS, None, 1)
+                )
+        assert [
+            "event e0 succeeded",
+            "BuildingImage succeeded",
+            "BuildingImage succeeded",
+        ] == [entry["event"] for entry in logs[-3:]]
 
 
 # -- the plugin ---------------------------------------------------------------------------------

@@ -134,7 +134,7 @@ class PlainLog:
         pct = percent(current, total)
         detail = progress_detail(push_progress_of(node.event), current, total)
         if pct is None:
-            return f": {detail}"
+            return f": {detail}" if detail else ""
         return f": {pct}%" + (f" ({detail})" if detail else "")
 
     def _due(self, key: object, found: tuple[float, float], now: float) -> bool:
