@@ -40,6 +40,18 @@ PROGRAMS = ("initdb", "pg_ctl", "postgres")
 PORT_ATTEMPTS = 5
 
 
+REFUSE_AT_COMMIT = """
+CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'refused at commit: %', NEW.id;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON alien_events
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.data ->> 'note' = 'refused') EXECUTE FUNCTION refuse_at_commit();
+"""
+"""SQL that makes ``alien_events`` refuse, at commit, any row whose event has the note ``refused``."""
+
+
 class PostgresStartError(RuntimeError):
     """The server could not be started (the message says why, with the server log's tail)."""
 

@@ -16,6 +16,7 @@ import time
 
 import psycopg
 import pytest
+from pg_server import REFUSE_AT_COMMIT
 from psycopg import sql
 
 from alien_events_api import Created, Event, EventHandlerError, EventState, event_type
@@ -304,17 +305,6 @@ def test_an_async_batch_whose_backend_dies_before_commit_is_redone_whole(postgre
     asyncio.run(main())
     assert 3 == count(postgres_dsn)
     assert 1 == count(postgres_dsn, "state = 'started'")
-
-
-REFUSE_AT_COMMIT = """
-CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'refused at commit: %', NEW.id;
-END $$;
-CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON alien_events
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-    WHEN (NEW.data ->> 'note' = 'refused') EXECUTE FUNCTION refuse_at_commit();
-"""
 
 
 def test_an_async_batch_whose_commit_is_refused_raises_and_is_not_retried(postgres_dsn):

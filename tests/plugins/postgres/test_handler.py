@@ -20,6 +20,7 @@ import time
 
 import psycopg
 import pytest
+from pg_server import REFUSE_AT_COMMIT
 
 from alien_events_api import Event, EventHandlerError, EventState, event_type
 from alien_events_postgres import (
@@ -437,17 +438,6 @@ def test_an_empty_transaction_needs_no_connection():
     with handler.transaction():
         pass
     handler.close()
-
-
-REFUSE_AT_COMMIT = """
-CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'refused at commit: %', NEW.id;
-END $$;
-CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON alien_events
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-    WHEN (NEW.data ->> 'note' = 'refused') EXECUTE FUNCTION refuse_at_commit();
-"""
 
 
 def test_a_batch_whose_commit_is_refused_raises_and_is_not_retried(postgres_dsn):
