@@ -17,10 +17,13 @@ _RFC3339 = re.compile(
 _MICROS_PER_SECOND = 1_000_000
 _MICROS_PER_MILLI = 1_000
 # The millisecond last formatted: (its first microsecond, "YYYY-MM-DDTHH:MM:SS.mmm", and the
-# text of that exact microsecond), swapped whole so threads never see half of one.
+# text of that exact microsecond); and the second last formatted: (second, its text). Each is
+# swapped whole, so threads never see half of one.
 _last: list[tuple[int, str, str]] = [(-(2**63), "", "")]
+_last_second: list[tuple[int, str]] = [(-(2**63), "")]
 _MICRO_DIGITS = [f"{n:03d}Z" for n in range(_MICROS_PER_MILLI)]
 _MILLI_DIGITS = [f".{n:03d}" for n in range(_MICROS_PER_MILLI)]
+_MILLI_END = ["Z", *(f".{n:03d}Z" for n in range(1, _MICROS_PER_MILLI))]
 
 
 def format_micros(micros: int) -> str:
@@ -29,7 +32,8 @@ def format_micros(micros: int) -> str:
 
     Runs for every change a file handler writes, so it is lean: the text up to the
     millisecond is cached (changes come many to a millisecond), and the last three digits
-    come from a table.
+    come from a table. Another millisecond of a cached second costs two table look-ups;
+    only a new second formats a date.
     """
     entry = _last[0]
     micro = micros - entry[0]
@@ -45,12 +49,12 @@ def _millisecond(micros: int) -> tuple[int, str, str]:
     """Cache and return the entry of the millisecond ``micros`` falls in."""
     millis, _ = divmod(micros, _MICROS_PER_MILLI)
     seconds, milli = divmod(millis, _MICROS_PER_MILLI)
-    prefix = _second_prefix(seconds)
-    entry = (
-        millis * _MICROS_PER_MILLI,
-        prefix + _MILLI_DIGITS[milli],
-        f"{prefix}{_MILLI_DIGITS[milli]}Z" if milli else f"{prefix}Z",
-    )
+    second = _last_second[0]
+    if second[0] != seconds:
+        second = (seconds, _second_prefix(seconds))
+        _last_second[0] = second
+    prefix = second[1]
+    entry = (millis * _MICROS_PER_MILLI, prefix + _MILLI_DIGITS[milli], prefix + _MILLI_END[milli])
     _last[0] = entry
     return entry
 
