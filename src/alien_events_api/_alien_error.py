@@ -14,6 +14,7 @@ from alien_events_api._validation import checked_frozen
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _MAX_SOURCE_DEPTH = 32
 _HTTP_MIN, _HTTP_MAX = 100, 599
+_CANCELLED = "CANCELLED"
 
 
 def _check_http_status(_instance: object, _attribute: object, value: int | None) -> None:
@@ -57,6 +58,15 @@ class AlienError:
         class name when empty).
         """
         return _from_exception(exc, set(), 0)
+
+    @property
+    def is_cancellation(self) -> bool:
+        """
+        Whether this is the ``CANCELLED`` error of a scope cut short, not an outcome.
+
+        Stores let such an ending lose a tie with the ending its re-execution reports.
+        """
+        return self.code == _CANCELLED
 
     def __str__(self) -> str:
         lines = [f"{self.code}: {self.message}"]
@@ -102,5 +112,5 @@ def cancelled_error(exc: BaseException) -> AlienError:
     except Exception:  # noqa: BLE001
         reason = type(exc).__name__
     return AlienError(
-        code="CANCELLED", message=f"cancelled ({reason})", retryable=True, http_status_code=499
+        code=_CANCELLED, message=f"cancelled ({reason})", retryable=True, http_status_code=499
     )

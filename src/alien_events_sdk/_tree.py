@@ -62,7 +62,7 @@ def _is_interruption(change: EventChange) -> bool:
         error = change.error
     else:
         return False
-    return error is not None and error.code == "CANCELLED"
+    return error is not None and error.is_cancellation
 
 
 def _later(new: tuple[Any, ...], old: tuple[Any, ...]) -> bool:

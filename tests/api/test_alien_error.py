@@ -434,6 +434,19 @@ class TestCancelledError:
             code="CANCELLED", message=message, retryable=True, http_status_code=499
         ) == cancelled_error(exc)
 
+    @pytest.mark.parametrize(
+        ("error", "expected"),
+        [
+            (cancelled_error(KeyboardInterrupt()), True),
+            (AlienError(code="CANCELLED", message="by hand"), True),
+            (AlienError(code="CANCELED", message="one L"), False),
+            (AlienError(code="TIMEOUT", message="slow"), False),
+        ],
+    )
+    def test_is_cancellation_means_the_cancelled_code(self, error, expected):
+        """``is_cancellation`` is true exactly for the ``CANCELLED`` code a cut-short scope gets."""
+        assert expected is error.is_cancellation
+
     def test_interrupt_with_a_broken_str_is_named_by_its_class(self, bus, recorder):
         """A scope interrupted by an exception whose ``str`` raises ends ``CANCELLED`` with its class name."""
         with bus, pytest.raises(BrokenInterrupt), AlienEvent.Finished().in_scope():

@@ -49,7 +49,7 @@ class Write:
 
 def rank(error: AlienError | None) -> int:
     """A change's rank at a tied version: 0 for a ``CANCELLED`` ending (it loses), else 1."""
-    return 0 if error is not None and error.code == "CANCELLED" else 1
+    return 0 if error is not None and error.is_cancellation else 1
 
 
 def _error_json(error: AlienError | None) -> str | None:
