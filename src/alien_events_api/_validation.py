@@ -336,14 +336,15 @@ def _store_lines(  # noqa: PLR0917  (the pieces of one generated statement)
         namespace[f"_convert_{index}"] = field.converter
         value = f"_convert_{index}({value})"
     lines = []
-    if field.converter is None and check_for(hint) is not _check_any:
+    check = check_for(hint)
+    if field.converter is None and check is not _check_any:
         inline = _inline_condition(hint)
         lines.append(f"v = {value}")
         if inline is not None:
             condition, expected = inline
             lines.append(f"if {condition}: _fail(_cls_name, {field.name!r}, {expected!r}, v)")
         else:
-            namespace[f"_check_{index}"] = check_for(hint)
+            namespace[f"_check_{index}"] = check
             lines.append(f"_check_{index}(_cls_name, {field.name!r}, v)")
         value = "v"
     namespace[f"_set_{index}"] = _setter(cls, field.name)
