@@ -74,7 +74,6 @@ class JsonLinesHandler:
         self._fsync = bool(fsync)
         self._max_bytes = max_bytes
         self._backups = backups
-        self._plain = not (self._fsync or max_bytes)  # the common case takes the short path
         self._lock = threading.Lock()
         self._fd = os.open(self.path, _FLAGS, _MODE)
         _end_torn_line(self._fd, self.path)
@@ -90,34 +89,18 @@ class JsonLinesHandler:
         lock = self._lock
         lock.acquire()
         try:
-            if self._plain:
-                written = _write(self._fd, line)
-                if written != len(line):
-                    _finish_write(self._fd, line, written)
-            else:
-                self._write_with_options(line)
+            fd = self._rotate_if_needed(len(line)) if self._max_bytes else self._fd
+            written = _write(fd, line)
+            if written != len(line):
+                _finish_write(fd, line, written)
+            if self._fsync:
+                os.fsync(fd)
         except OSError:
-            if self._fd < 0:
-                raise self._closed_error() from None
+            if self._fd < 0:  # closed: its descriptor is -1, which every call refuses
+                raise RuntimeError(f"the JSON-lines handler for {self.path} is closed") from None
             raise
         finally:
             lock.release()
-
-    def _write_with_options(self, line: bytes) -> None:
-        """The write of a handler that rotates or syncs (called with the lock held)."""
-        fd = self._fd
-        if fd < 0:
-            raise self._closed_error()
-        if self._max_bytes:
-            fd = self._rotate_if_needed(len(line))
-        written = _write(fd, line)
-        if written != len(line):
-            _finish_write(fd, line, written)
-        if self._fsync:
-            os.fsync(fd)
-
-    def _closed_error(self) -> RuntimeError:
-        return RuntimeError(f"the JSON-lines handler for {self.path} is closed")
 
     def _rotate_if_needed(self, incoming: int) -> int:
         """Rotate if this line would pass ``max_bytes``; return the descriptor to write to."""
