@@ -57,6 +57,14 @@ SKIP, ALWAYS = ReplayPolicy.SKIP_ON_REPLAY, ReplayPolicy.DELIVER_ALWAYS
 crash_points = st.lists(st.integers(1, TICKS), min_size=1, max_size=4).map(tuple)
 policies = st.lists(st.sampled_from(ReplayPolicy), min_size=1, max_size=5).map(tuple)
 seeds = st.integers(0, 2**32 - 1)
+chaotic_schedules = st.builds(
+    Schedule,
+    crashes=crash_points,
+    mode=st.sampled_from(CrashMode),
+    policies=policies,
+    channel_seed=seeds,
+)
+"""Crashes anywhere, in either mode, each run's replay policy, a chaotic channel."""
 
 
 @functools.cache
@@ -107,19 +115,10 @@ class TestCleanRun:
 
 class TestCrashes:
     @settings(deadline=None, max_examples=50)
-    @given(
-        crashes=crash_points,
-        mode=st.sampled_from(CrashMode),
-        run_policies=policies,
-        channel_seed=seeds,
-    )
-    def test_any_crash_schedule_ends_in_the_clean_run_s_store(
-        self, crashes, mode, run_policies, channel_seed
-    ):
+    @given(schedule=chaotic_schedules)
+    def test_any_crash_schedule_ends_in_the_clean_run_s_store(self, schedule):
         """Crashed anywhere, re-run until done, delivered chaotically: the store is the clean run's."""
-        outcome = simulate(
-            Schedule(crashes=crashes, mode=mode, policies=run_policies, channel_seed=channel_seed)
-        )
+        outcome = simulate(schedule)
         assert_same_store_as_a_clean_run(outcome)
         assert outcome.runs[0].crash_site is not None  # run 1 is the clean run up to its crash
         assert outcome.runs[-1].crash_site is None
@@ -146,19 +145,10 @@ class TestCrashes:
         assert 2 == push.epoch
 
     @settings(deadline=None, max_examples=50)
-    @given(
-        crashes=crash_points,
-        mode=st.sampled_from(CrashMode),
-        run_policies=policies,
-        channel_seed=seeds,
-    )
-    def test_the_channel_never_loses_or_invents_a_change(
-        self, crashes, mode, run_policies, channel_seed
-    ):
+    @given(schedule=chaotic_schedules)
+    def test_the_channel_never_loses_or_invents_a_change(self, schedule):
         """Every change the program handed over reaches the store, and the store is their fold."""
-        outcome = simulate(
-            Schedule(crashes=crashes, mode=mode, policies=run_policies, channel_seed=channel_seed)
-        )
+        outcome = simulate(schedule)
         accepted = outcome.channel.accepted
         assert len(accepted) == len(outcome.channel.applied)
         assert EventTree(accepted) == outcome.store
