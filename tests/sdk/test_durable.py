@@ -324,6 +324,36 @@ def run_sequentially(programs):
     return recorder.changes
 
 
+def run_in_threads(programs, turn, *, barrier=None):
+    """
+    Run each branch in a thread of its own carrying one scope, as ``run_sequentially`` does in turn.
+
+    ``turn`` is what each step waits for; with ``barrier``, the threads start together.
+    Returns the changes and what the threads raised.
+    """
+    recorder = RecordingHandler()
+    errors = []
+
+    def work(branch):
+        try:
+            if barrier is not None:
+                barrier.wait()
+            sync_branch(branch, programs[branch], turn)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with EventBus([recorder], ids=DerivedIds("wf/concurrent")), Work(branch=9, step=9).in_scope():
+        threads = [
+            threading.Thread(target=carry_context(work), args=(branch,))
+            for branch in range(len(programs))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return recorder.changes, errors
+
+
 class TestDerivedIdsUnderConcurrency:
     @given(programs=st.lists(BRANCH, min_size=2, max_size=2), data=st.data())
     @settings(max_examples=40, deadline=None)
@@ -334,65 +364,25 @@ class TestDerivedIdsUnderConcurrency:
                 [b for b, program in enumerate(programs) for _ in range(branch_steps(program))]
             )
         )
-        turns = Turns(schedule)
-        recorder = RecordingHandler()
-        errors = []
-
-        def work(branch):
-            try:
-                sync_branch(branch, programs[branch], turns.turn)
-            except BaseException as exc:
-                errors.append(exc)
-
-        with (
-            EventBus([recorder], ids=DerivedIds("wf/concurrent")),
-            Work(branch=9, step=9).in_scope(),
-        ):
-            threads = [
-                threading.Thread(target=carry_context(work), args=(branch,)) for branch in (0, 1)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        changes, errors = run_in_threads(programs, Turns(schedule).turn)
 
         assert [] == errors
         sequential = run_sequentially(programs)
-        assert triples(sequential) == triples(recorder.changes)
-        assert versions(sequential) == versions(recorder.changes)
+        assert triples(sequential) == triples(changes)
+        assert versions(sequential) == versions(changes)
 
     def test_free_running_threads_sharing_one_factory_make_the_sequential_ids(self):
         """Eight unsynchronised threads hammering one DerivedIds, each under its own parent, lose no count."""
         programs = [[(n % 5, n % 4 == 0) for n in range(60)] for _ in range(8)]
-        recorder = RecordingHandler()
-        barrier = threading.Barrier(len(programs))
-        errors = []
-
-        def work(branch):
-            try:
-                barrier.wait()
-                sync_branch(branch, programs[branch], any_turn)
-            except BaseException as exc:
-                errors.append(exc)
-
-        with (
-            EventBus([recorder], ids=DerivedIds("wf/concurrent")),
-            Work(branch=9, step=9).in_scope(),
-        ):
-            threads = [
-                threading.Thread(target=carry_context(work), args=(branch,))
-                for branch in range(len(programs))
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        changes, errors = run_in_threads(
+            programs, any_turn, barrier=threading.Barrier(len(programs))
+        )
 
         assert [] == errors
         sequential = run_sequentially(programs)
-        assert triples(sequential) == triples(recorder.changes)
-        assert versions(sequential) == versions(recorder.changes)
-        assert len(sequential) == len(recorder.changes)
+        assert triples(sequential) == triples(changes)
+        assert versions(sequential) == versions(changes)
+        assert len(sequential) == len(changes)
 
     @given(
         programs=st.lists(BRANCH, min_size=2, max_size=2),
