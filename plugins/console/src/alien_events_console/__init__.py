@@ -9,8 +9,7 @@ your own types.
 
 from __future__ import annotations
 
-import contextlib
-
+from alien_events_api._exports import present_as_public as _present_as_public
 from alien_events_console._describe import (
     DescribesItself,
     ReportsProgress,
@@ -35,9 +34,4 @@ __all__ = [
     "render_frame",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("alien_events_console._"):
-        with contextlib.suppress(AttributeError, TypeError):  # aliases refuse
-            _obj.__module__ = __name__
-del _name, _obj
+_present_as_public(globals(), __name__, __all__)

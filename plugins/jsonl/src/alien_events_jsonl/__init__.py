@@ -4,8 +4,7 @@ alien-events-jsonl: every change as one JSON line in a file, and a reader that f
 
 from __future__ import annotations
 
-import contextlib
-
+from alien_events_api._exports import present_as_public as _present_as_public
 from alien_events_jsonl._errors import BadLineError, BadLineWarning, JsonLinesError
 from alien_events_jsonl._handler import JsonLinesHandler
 from alien_events_jsonl._reader import read_changes
@@ -18,9 +17,4 @@ __all__ = [
     "read_changes",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("alien_events_jsonl._"):
-        with contextlib.suppress(AttributeError, TypeError):  # aliases refuse
-            _obj.__module__ = __name__
-del _name, _obj
+_present_as_public(globals(), __name__, __all__)

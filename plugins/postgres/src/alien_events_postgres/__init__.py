@@ -4,8 +4,7 @@ alien-events-postgres: every change upserted into PostgreSQL, and readers that l
 
 from __future__ import annotations
 
-import contextlib
-
+from alien_events_api._exports import present_as_public as _present_as_public
 from alien_events_postgres._async_handler import AsyncPostgresEventHandler
 from alien_events_postgres._errors import (
     BadIdentifierError,
@@ -32,9 +31,4 @@ __all__ = [
     "schema_version",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("alien_events_postgres._"):
-        with contextlib.suppress(AttributeError, TypeError):  # aliases refuse
-            _obj.__module__ = __name__
-del _name, _obj
+_present_as_public(globals(), __name__, __all__)
